@@ -1,0 +1,1 @@
+"""Dataset manifests, shipped inside the wheel as the package ``genodiff.data_manifests``."""

@@ -1,0 +1,1 @@
+"""genodiff.diffusion"""
