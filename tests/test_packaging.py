@@ -1,0 +1,89 @@
+"""Packaging: pyproject and environment.yml agree; configs and manifests ship inside the wheel."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _requirement(text: str) -> tuple[str, str]:
+    match = re.match(r"^\s*([A-Za-z0-9_.\-]+)\s*(.*)$", text)
+    assert match, text
+    name = re.sub(r"[-_.]+", "-", match.group(1)).lower()
+    return name, match.group(2).replace(" ", "")
+
+
+def test_environment_yml_mirrors_pyproject():
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    expected = dict(_requirement(r) for r in project["dependencies"] + project["optional-dependencies"]["dev"])
+    env = yaml.safe_load((REPO_ROOT / "environment.yml").read_text())
+    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    listed = dict(_requirement(r) for r in pip_section)
+    assert listed == expected
+    python = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python"))
+    assert python.replace("python", "") == project["requires-python"]
+
+
+def test_cuda_extra_is_optional_and_never_imported_at_top():
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    cuda = {_requirement(r)[0] for r in project["optional-dependencies"]["cuda"]}
+    assert cuda == {"mamba-ssm", "causal-conv1d"}
+    deps = {_requirement(r)[0] for r in project["dependencies"]}
+    assert not cuda & deps
+    for path in (REPO_ROOT / "genodiff").rglob("*.py"):
+        for line in path.read_text().splitlines():
+            if line.startswith(("import ", "from ")):
+                assert "mamba_ssm" not in line and "causal_conv1d" not in line, f"{path}: {line}"
+
+
+def test_every_subpackage_is_listed():
+    setuptools_cfg = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(setuptools_cfg["packages"])
+    on_disk = {
+        ".".join(p.parent.relative_to(REPO_ROOT).parts) for p in (REPO_ROOT / "genodiff").rglob("__init__.py")
+    }
+    assert on_disk <= listed
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out),
+                    str(REPO_ROOT)], check=True, capture_output=True, timeout=300)
+    (path,) = out.glob("genodiff-*.whl")
+    return path
+
+
+def test_wheel_contains_configs_and_manifests(wheel):
+    names = zipfile.ZipFile(wheel).namelist()
+    configs = sorted(n for n in names if n.startswith("genodiff/configs/") and n.endswith(".yaml"))
+    expected = sorted("genodiff/configs/" + p.relative_to(REPO_ROOT / "configs").as_posix()
+                      for p in (REPO_ROOT / "configs").rglob("*.yaml"))
+    assert configs == expected
+    manifests = sorted(n for n in names if n.startswith("genodiff/data_manifests/") and n.endswith(".yaml"))
+    assert manifests == sorted("genodiff/data_manifests/" + p.name for p in (REPO_ROOT / "data_manifests").glob("*.yaml"))
+    assert "genodiff/cli.py" in names
+
+
+def test_installed_wheel_cli_resolves_packaged_configs(wheel, tmp_path):
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+                   check=True, capture_output=True, timeout=300)
+    env = dict(os.environ, PYTHONPATH=str(target))
+    where = subprocess.run([sys.executable, "-c", "import genodiff; print(genodiff.__file__)"], cwd=tmp_path,
+                           env=env, capture_output=True, text=True, check=True).stdout
+    assert where.startswith(str(target))
+    result = subprocess.run([sys.executable, "-m", "genodiff.cli", "info", "--cfg", "job"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "cache_dir" in result.stdout
