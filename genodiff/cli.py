@@ -60,6 +60,15 @@ register(
         choices={"action": ("download", "verify", "prepare")},
     )
 )
+register(Job("finetune", "fine-tune a pretrained backbone with the MDLM objective (default: MDLM on genome windows)",
+             "finetune", "genodiff.tasks.train", preset_group="experiment/finetune",
+             usage="genodiff finetune [preset] [key=value ...]"))
+register(Job("pretrain", "train a backbone from scratch with objective=mdlm|ar|sedd|d3pm|mlm", "pretrain",
+             "genodiff.tasks.train", preset_group="experiment/pretrain",
+             usage="genodiff pretrain [preset] [objective=mdlm|ar|sedd|d3pm|mlm] [key=value ...]"))
+register(Job("evaluate", "held-out NELBO, bits/base and perplexity bound of exported models vs Markov baselines",
+             "evaluate", "genodiff.tasks.evaluate",
+             usage="genodiff evaluate checkpoints=[run_or_export,...] [data=demo|hg38|local] [split=test]"))
 
 
 def _error(message: str) -> int:

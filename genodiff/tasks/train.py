@@ -1,0 +1,212 @@
+"""``genodiff finetune`` and ``genodiff pretrain``: train (objective, backbone) on genome windows.
+
+Outputs, in the run folder (Hydra's run dir, or ``output_dir``):
+``checkpoints/last.ckpt`` (+ the best by validation NELBO), ``logs/`` (CSV and TensorBoard),
+``export/`` (``model.safetensors`` + ``genodiff.json``, EMA weights) and ``summary.json``.
+``resume=auto`` continues from ``checkpoints/last.ckpt`` of the run folder when it exists.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from genodiff.errors import InputError
+
+
+def output_dir(cfg: DictConfig) -> Path:
+    """The run folder: ``cfg.output_dir`` when set, else Hydra's run dir, else ``outputs/<job>``."""
+    if cfg.get("output_dir"):
+        return Path(cfg.output_dir)
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return Path(HydraConfig.get().runtime.output_dir)
+    except Exception:  # not running under Hydra (tests, notebooks)
+        return Path("outputs") / str(cfg.get("job", "train"))
+
+
+def resolve_precision(requested: str | None) -> str:
+    """``auto``: bf16-mixed on a GPU that supports it, else 32-true."""
+    if requested in (None, "auto"):
+        if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+            return "bf16-mixed"
+        return "32-true"
+    return str(requested)
+
+
+def world_size_of(trainer_cfg: dict) -> int:
+    devices = trainer_cfg.get("devices", 1)
+    nodes = int(trainer_cfg.get("num_nodes", 1))
+    if isinstance(devices, int):
+        return devices * nodes
+    if isinstance(devices, (list, tuple)):
+        return len(devices) * nodes
+    if devices in ("auto", -1, "-1"):
+        if trainer_cfg.get("accelerator") in ("gpu", "cuda", "auto") and torch.cuda.is_available():
+            return torch.cuda.device_count() * nodes
+        return nodes
+    return int(devices) * nodes
+
+
+def _resume_path(cfg: DictConfig, run_dir: Path) -> str | None:
+    resume = cfg.get("resume")
+    if not resume:
+        return None
+    if resume == "auto":
+        last = run_dir / "checkpoints" / "last.ckpt"
+        return str(last) if last.is_file() else None
+    path = Path(str(resume))
+    if path.is_dir():
+        path = path / "checkpoints" / "last.ckpt"
+    if not path.is_file():
+        raise InputError(f"resume: checkpoint not found: {path}")
+    return str(path)
+
+
+def build_run(cfg: DictConfig, run_dir: Path):
+    """(LightningModule, DataModule, Trainer kwargs, batch plan) from a composed training config."""
+    from genodiff.training.batching import plan_batches
+    from genodiff.training.datamodule import GenomeDataConfig, GenomeDataModule
+    from genodiff.training.module import DiffusionLitModule
+
+    trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
+    plan = plan_batches(int(cfg.global_batch_size), world_size_of(trainer_cfg), int(cfg.max_per_device_batch_size))
+    data_cfg = OmegaConf.to_container(cfg.data, resolve=True)
+    try:
+        data_config = GenomeDataConfig(**data_cfg)
+    except TypeError as exc:
+        raise InputError(f"data: {exc}") from None
+    datamodule = GenomeDataModule(data_config, batch_size=plan.per_device_batch_size, max_steps=int(cfg.max_steps),
+                                  accumulate_grad_batches=plan.accumulate_grad_batches)
+    optim = OmegaConf.to_container(cfg.optim, resolve=True)
+    optim.setdefault("max_steps", int(cfg.max_steps))
+    module = DiffusionLitModule(
+        model=OmegaConf.to_container(cfg.model, resolve=True),
+        objective=OmegaConf.to_container(cfg.objective, resolve=True),
+        optim=optim, vocab=cfg.get("vocab", "dna"), ema_decay=cfg.get("ema_decay"), seed=int(cfg.seed),
+        init=cfg.get("init"),
+    )
+    return module, datamodule, trainer_cfg, plan
+
+
+def make_trainer(cfg: DictConfig, trainer_cfg: dict, plan, run_dir: Path, extra_callbacks=()):
+    import lightning as L
+    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
+
+    from genodiff.training.checkpoint_io import AtomicCheckpointIO
+
+    ckpt_dir = run_dir / "checkpoints"
+    callbacks = [
+        ModelCheckpoint(dirpath=ckpt_dir, filename="step{step:07d}", save_last=True, auto_insert_metric_name=False,
+                        every_n_train_steps=int(cfg.checkpoint_every_n_steps), save_top_k=0),
+        ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/nelbo", mode="min", save_top_k=1,
+                        auto_insert_metric_name=False),
+        *extra_callbacks,
+    ]
+    loggers = []
+    wanted = list(cfg.get("loggers") or [])
+    if "csv" in wanted:
+        loggers.append(CSVLogger(str(run_dir), name="logs", version=""))
+    if "tensorboard" in wanted:
+        try:
+            from lightning.pytorch.loggers import TensorBoardLogger
+
+            loggers.append(TensorBoardLogger(str(run_dir), name="logs", version="tensorboard"))
+        except ModuleNotFoundError:
+            pass
+    if "wandb" in wanted:
+        from lightning.pytorch.loggers import WandbLogger
+
+        loggers.append(WandbLogger(save_dir=str(run_dir), project=cfg.get("wandb_project", "genodiff")))
+    if loggers:
+        callbacks.append(LearningRateMonitor(logging_interval="step"))
+    progress = cfg.get("progress", "auto")
+    show_progress = bool(progress is True or (progress == "auto" and os.isatty(2)))
+    if show_progress:
+        try:
+            from lightning.pytorch.callbacks import RichProgressBar
+
+            callbacks.append(RichProgressBar())
+        except Exception:
+            pass
+    kwargs = dict(trainer_cfg)
+    kwargs["precision"] = resolve_precision(kwargs.get("precision"))
+    val_every = int(cfg.val_every_n_steps)
+    kwargs.update(
+        max_steps=int(cfg.max_steps), accumulate_grad_batches=plan.accumulate_grad_batches,
+        callbacks=callbacks, logger=loggers or False, default_root_dir=str(run_dir),
+        enable_progress_bar=show_progress, plugins=[AtomicCheckpointIO()],
+        val_check_interval=val_every * plan.accumulate_grad_batches if val_every else None,
+        check_val_every_n_epoch=None, limit_val_batches=kwargs.get("limit_val_batches", 1.0) if val_every else 0,
+        num_sanity_val_steps=0, enable_model_summary=False,
+    )
+    return L.Trainer(**kwargs)
+
+
+def export_model(module, run_dir: Path, cfg: DictConfig, extra: dict | None = None) -> Path:
+    from genodiff.training.export import save_export
+
+    spec = {
+        "model": OmegaConf.to_container(cfg.model, resolve=True) if not cfg.get("init") else _model_spec(module),
+        "objective": OmegaConf.to_container(cfg.objective, resolve=True),
+        "vocab": OmegaConf.to_container(cfg.vocab, resolve=True) if isinstance(cfg.vocab, DictConfig) else cfg.vocab,
+        "training": {"job": cfg.get("job"), "global_step": int(module.global_step), "seed": int(cfg.seed),
+                     "ema": module.ema is not None, "init": cfg.get("init"), **(extra or {})},
+    }
+    module.swap_in_ema()
+    try:
+        return save_export(module.backbone, spec, run_dir / "export")
+    finally:
+        module.swap_out_ema()
+
+
+def _model_spec(module) -> dict:
+    """Registry spec of a backbone loaded from a pretrained checkpoint (its dataclass config)."""
+    from dataclasses import asdict
+
+    from genodiff.models.registry import MODEL_REGISTRY
+
+    config = getattr(module.backbone, "config", None)
+    kind = type(module.backbone).__name__.lower()
+    name = {"caduceus": "caduceus", "mambalm": "mamba_lm", "dit": "dit", "transformerar": "transformer_ar"}.get(kind)
+    if config is None or name not in MODEL_REGISTRY:
+        raise InputError(f"export: cannot describe backbone {type(module.backbone).__name__}")
+    return {"name": name, **asdict(config)}
+
+
+def run(cfg: DictConfig, callbacks=()) -> dict[str, Any]:
+    """Train, keep the best and last checkpoints, export the EMA weights; returns a summary dict.
+
+    ``callbacks``: extra Lightning callbacks (for notebooks and tests)."""
+    import lightning as L
+
+    run_dir = output_dir(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    torch.use_deterministic_algorithms(bool(cfg.get("deterministic", False)), warn_only=True)
+    module, datamodule, trainer_cfg, plan = build_run(cfg, run_dir)
+    trainer = make_trainer(cfg, trainer_cfg, plan, run_dir, callbacks)
+    ckpt = _resume_path(cfg, run_dir)
+    started = time.time()
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt)
+    summary: dict[str, Any] = {
+        "run_dir": str(run_dir), "global_step": int(trainer.global_step), "resumed_from": ckpt,
+        "batch_plan": {"global": plan.global_batch_size, "per_device": plan.per_device_batch_size,
+                       "accumulate": plan.accumulate_grad_batches, "world_size": plan.world_size},
+        "split_windows": datamodule.split_sizes(), "seconds": round(time.time() - started, 2),
+        "metrics": {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1},
+    }
+    if cfg.get("export", True) and trainer.is_global_zero:
+        summary["export"] = str(export_model(module, run_dir, cfg))
+    if trainer.is_global_zero:
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        print(json.dumps({k: summary[k] for k in ("run_dir", "global_step", "metrics")}, indent=2))
+    return summary
