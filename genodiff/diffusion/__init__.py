@@ -1,1 +1,80 @@
-"""genodiff.diffusion"""
+"""genodiff.diffusion -- the shared masked-diffusion core (pure torch).
+
+Conventions (MDLM, Sahoo et al. 2024): time t in [0, 1], 0 = clean, 1 = fully masked; ``alpha_t``
+is the probability a token is still unmasked; losses are in nats; a *denoiser* is any callable
+``denoiser(x_t: LongTensor[B, L], t: FloatTensor[B] | None) -> FloatTensor[B, L, V]`` returning raw
+logits (``t`` is ``None`` when time conditioning is off). The core applies the SUBS
+parameterization itself (no mass on [MASK] or on ids outside ``vocab.allowed_output_ids``;
+unmasked tokens are carried over), so backbones know nothing about diffusion.
+
+Modules:
+
+* :mod:`.vocab`       -- :class:`DiffusionVocab` (``.dna()``, ``.generic()``).
+* :mod:`.schedules`   -- noise schedules (log-linear, linear, geometric, cosine, cosine-squared).
+* :mod:`.process`     -- forward masking, stratified time sampling over a global batch, SUBS.
+* :mod:`.objectives`  -- MDLM (continuous / discrete), AR, SEDD-absorbing, D3PM-absorb;
+  ``objective.loss(x0, attention_mask, t=None) -> ObjectiveOutput``.
+* :mod:`.sampling`    -- ancestral, cached, first-hitting, SEDD analytic, AR, semi-autoregressive;
+  conditioning on known positions; :class:`Sampler` / :class:`SamplerConfig`.
+* :mod:`.likelihood`  -- :func:`estimate_nelbo` (mean, standard error, bits/token, perplexity bound).
+* :mod:`.testing`     -- exhaustive tiny worlds with the exact denoiser (verification).
+"""
+
+from genodiff.diffusion.likelihood import NELBOEstimate, estimate_nelbo
+from genodiff.diffusion.objectives import (
+    ARConfig,
+    ARObjective,
+    D3PMConfig,
+    D3PMObjective,
+    MDLMConfig,
+    MDLMObjective,
+    ObjectiveOutput,
+    SEDDConfig,
+    SEDDObjective,
+    make_objective,
+)
+from genodiff.diffusion.process import mask_tokens, stratified_times, subs_log_probs
+from genodiff.diffusion.sampling import (
+    SampleOutput,
+    Sampler,
+    SamplerConfig,
+    ancestral_sample,
+    ar_sample,
+    first_hitting_sample,
+    make_sampler,
+    sedd_analytic_sample,
+    semi_autoregressive_sample,
+)
+from genodiff.diffusion.schedules import NoiseSchedule, ScheduleConfig, make_schedule
+from genodiff.diffusion.vocab import DiffusionVocab
+
+__all__ = [
+    "DiffusionVocab",
+    "NoiseSchedule",
+    "ScheduleConfig",
+    "make_schedule",
+    "mask_tokens",
+    "stratified_times",
+    "subs_log_probs",
+    "ObjectiveOutput",
+    "MDLMConfig",
+    "MDLMObjective",
+    "ARConfig",
+    "ARObjective",
+    "SEDDConfig",
+    "SEDDObjective",
+    "D3PMConfig",
+    "D3PMObjective",
+    "make_objective",
+    "SampleOutput",
+    "SamplerConfig",
+    "Sampler",
+    "make_sampler",
+    "ancestral_sample",
+    "first_hitting_sample",
+    "sedd_analytic_sample",
+    "ar_sample",
+    "semi_autoregressive_sample",
+    "NELBOEstimate",
+    "estimate_nelbo",
+]

@@ -1,0 +1,462 @@
+"""Training objectives on one interface.
+
+Every objective maps a batch of clean token ids to a per-sequence negative ELBO (or exact NLL for
+AR) in nats::
+
+    out = objective.loss(x0, attention_mask=None, t=None, *, denoiser=None, x_t=None, generator=None)
+
+Arguments:
+    x0: LongTensor[B, L] clean tokens.
+    attention_mask: Bool/LongTensor[B, L] or None; 0/False = padding. Padding and positions whose
+        clean token is not in ``vocab.allowed_output_ids`` are never noised and never scored
+        (:meth:`DiffusionVocab.scorable`).
+    t: FloatTensor[B] or None. None = sample (stratified over the micro-batch, or pass times from
+        :func:`genodiff.diffusion.process.stratified_times` to stratify over a global batch).
+    denoiser: callable ``(x_t: LongTensor[B, L], t: FloatTensor[B] | None) -> logits[B, L, V]``
+        (raw logits; defaults to the one given at construction). With time conditioning off the
+        denoiser receives ``None``.
+    x_t: optional LongTensor[B, L] noised input to use instead of sampling ``q(z_t | x0)`` (used by
+        the exhaustive tests and by custom estimators); must agree with ``x0`` where unmasked.
+
+Returns :class:`ObjectiveOutput` with
+
+* ``nelbo_per_seq`` FloatTensor[B] -- single-sample unbiased estimate of each sequence's NELBO
+  (nats); for AR the exact NLL;
+* ``num_tokens`` LongTensor[B] -- scored positions per sequence;
+* ``loss`` scalar -- ``nelbo_per_seq.sum() / num_tokens.sum()`` (nats per token; backprop this);
+* ``token_nll_sum`` FloatTensor[B] -- *unweighted* sum over masked scored positions of
+  ``-log p_theta(x0_l | z_t)`` (nats), ``num_masked`` LongTensor[B] -- their count (per-token
+  reconstruction metrics: ``token_nll_sum / num_masked``);
+* ``per_token`` FloatTensor[B, L] -- each position's contribution to ``nelbo_per_seq``;
+* ``t`` FloatTensor[B] or None -- the times used.
+
+Training-loop sketch (global-batch stratified times across devices and accumulation steps)::
+
+    t = objective.sample_t(b, generator=g, device=x0.device,
+                           global_batch_size=b * world_size * accum_steps,
+                           offset=(accum_step * world_size + rank) * b)
+    out = objective.loss(x0, attention_mask, t)   # objective built with denoiser=wrapped backbone
+    out.loss.backward()                           # nats/token of this micro-batch
+    # log: out.nelbo_per_seq.sum() and out.num_tokens.sum() (all-reduce both for exact nats/token)
+
+Objectives: :class:`MDLMObjective` (SUBS, continuous or discrete time), :class:`ARObjective`,
+:class:`SEDDObjective` (absorbing score entropy), :class:`D3PMObjective` (discrete-time absorbing
+D3PM with optional carry-over / zero-masking, the MDLM ablation rows). Build from a dict with
+:func:`make_objective`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Callable, Mapping, Optional
+
+import torch
+
+from genodiff.diffusion.process import (
+    apply_sampling_eps,
+    mask_tokens,
+    restricted_log_probs,
+    sedd_log_q,
+    stratified_times,
+    uniform_times,
+)
+from genodiff.diffusion.schedules import NoiseSchedule, ScheduleConfig, make_schedule
+from genodiff.diffusion.vocab import DiffusionVocab
+
+__all__ = [
+    "Denoiser",
+    "ObjectiveOutput",
+    "MDLMConfig",
+    "MDLMObjective",
+    "ARConfig",
+    "ARObjective",
+    "SEDDConfig",
+    "SEDDObjective",
+    "D3PMConfig",
+    "D3PMObjective",
+    "make_objective",
+]
+
+Denoiser = Callable[[torch.Tensor, Optional[torch.Tensor]], torch.Tensor]
+
+
+@dataclass
+class ObjectiveOutput:
+    """Result of ``objective.loss``; see the module docstring for shapes and units."""
+
+    nelbo_per_seq: torch.Tensor
+    num_tokens: torch.Tensor
+    token_nll_sum: torch.Tensor
+    num_masked: torch.Tensor
+    per_token: torch.Tensor
+    t: torch.Tensor | None = None
+
+    @property
+    def loss(self) -> torch.Tensor:
+        """Scalar: total NELBO / total scored tokens (nats per token)."""
+        return self.nelbo_per_seq.sum() / self.num_tokens.sum().clamp(min=1)
+
+    @property
+    def bits_per_token(self) -> torch.Tensor:
+        return self.loss / math.log(2.0)
+
+
+def _schedule_from(spec: Any) -> NoiseSchedule:
+    return make_schedule(spec)
+
+
+def _config_from(cls, spec: Any, kwargs: dict):
+    if spec is None:
+        spec = {}
+    if isinstance(spec, cls):
+        spec = asdict(spec)
+    args = {**dict(spec), **kwargs}
+    names = {f.name for f in fields(cls)}
+    bad = set(args) - names
+    if bad:
+        raise ValueError(f"{cls.__name__} does not take {sorted(bad)}")
+    return cls(**args)
+
+
+class _Base:
+    config: Any
+
+    def __init__(self, vocab: DiffusionVocab, denoiser: Denoiser | None = None):
+        self.vocab = vocab
+        self.denoiser = denoiser
+
+    def _denoiser(self, denoiser):
+        d = denoiser if denoiser is not None else self.denoiser
+        if d is None:
+            raise ValueError("no denoiser: pass denoiser= to loss() or to the constructor")
+        return d
+
+    def __call__(self, *args, **kwargs) -> ObjectiveOutput:
+        return self.loss(*args, **kwargs)
+
+
+# ----------------------------------------------------------------------------------------- MDLM
+@dataclass
+class MDLMConfig:
+    """MDLM objective options.
+
+    Attributes:
+        schedule: noise schedule spec (name, dict or :class:`ScheduleConfig`); default log-linear
+            ``alpha_t = 1 - (1 - 1e-3) t``.
+        time: ``"continuous"`` (Rao-Blackwellized continuous-time NELBO, MDLM eq. 10/11) or
+            ``"discrete"`` (T-step NELBO).
+        num_timesteps: T for ``time="discrete"``.
+        time_conditioning: pass ``t`` to the denoiser (False: pass ``None``; the DNA default and
+            required by the cached sampler).
+        antithetic: stratify sampled times over the batch (see ``stratified_times``).
+        sampling_eps: sample ``t ~ U[sampling_eps, 1)`` (continuous time) to avoid the ``1/t``
+            weight blowing up; the estimate then drops the ``[0, eps)`` part of the integral and
+            rescales the rest by ``1/(1-eps)`` (the two nearly cancel). Use 0 for exact evaluation.
+    """
+
+    schedule: Any = field(default_factory=lambda: ScheduleConfig())
+    time: str = "continuous"
+    num_timesteps: int = 1000
+    time_conditioning: bool = False
+    antithetic: bool = True
+    sampling_eps: float = 1e-3
+
+
+def _sample_u(b: int, antithetic: bool, generator, device, dtype, global_batch_size=None, offset=0) -> torch.Tensor:
+    """U[0,1) draws; stratified over the micro-batch, or over the global batch when its size is given."""
+    if global_batch_size is not None or antithetic:
+        return stratified_times(b, global_batch_size, offset, generator=generator, device=device, dtype=dtype)
+    return uniform_times(b, generator=generator, device=device, dtype=dtype)
+
+
+class MDLMObjective(_Base):
+    """MDLM with the SUBS parameterization.
+
+    Continuous time (MDLM eq. 10 per token, eq. 11 per sequence)::
+
+        NELBO(x) = E_{t ~ U[0,1]} E_{z_t ~ q(.|x)} [ w(t) * sum_{l: z_t^l = [MASK]} -log x_theta(z_t)_l[x^l] ]
+        w(t)     = -alpha'_t / (1 - alpha_t)  (= 1/t for the log-linear schedule)
+
+    ``loss`` returns the integrand at one (t, z_t) per sequence: an unbiased single-sample estimate.
+
+    Discrete time with T steps (t(i) = i/T, s(i) = (i-1)/T)::
+
+        NELBO_T(x) = sum_{i=1..T} E_{z_t} [ (alpha_s - alpha_t)/(1 - alpha_t) * sum_masked -log x_theta(z_t)_l[x^l] ]
+
+    estimated by drawing i uniformly (stratified) and multiplying by T. With ``alpha_1 = 0`` and
+    ``alpha_0 = 1`` there is no prior and no reconstruction term; otherwise those (tiny) terms are
+    not included.
+    """
+
+    def __init__(self, config: MDLMConfig | Mapping | None = None, vocab: DiffusionVocab | None = None,
+                 denoiser: Denoiser | None = None, **kwargs):
+        super().__init__(vocab if vocab is not None else DiffusionVocab.dna(), denoiser)
+        self.config = _config_from(MDLMConfig, config, kwargs)
+        if self.config.time not in ("continuous", "discrete"):
+            raise ValueError(f"time must be 'continuous' or 'discrete', got {self.config.time!r}")
+        self.schedule = _schedule_from(self.config.schedule)
+
+    # time ---------------------------------------------------------------------------------
+    def sample_t(self, batch_size: int, *, generator=None, device=None, dtype=torch.float32,
+                 global_batch_size: int | None = None, offset: int = 0) -> torch.Tensor:
+        """FloatTensor[B] of training times (stratified over the global batch when given).
+
+        Continuous: ``t = eps + (1 - eps) u``. Discrete: ``t = i / T`` with ``i = floor(u T) + 1``.
+        """
+        u = _sample_u(batch_size, self.config.antithetic, generator, device, dtype, global_batch_size, offset)
+        if self.config.time == "discrete":
+            T = self.config.num_timesteps
+            return (torch.floor(u * T).clamp(max=T - 1) + 1) / T
+        return apply_sampling_eps(u, self.config.sampling_eps)
+
+    def weight(self, t: torch.Tensor) -> torch.Tensor:
+        """Per-masked-token weight at time t (FloatTensor[B]).
+
+        Continuous: ``-alpha'_t/(1-alpha_t)``. Discrete: ``T (alpha_s - alpha_t)/(1 - alpha_t)``.
+        """
+        if self.config.time == "continuous":
+            return self.schedule.loss_weight(t)
+        T = self.config.num_timesteps
+        s = (t - 1.0 / T).clamp(min=0.0)
+        m_t = self.schedule.mask_prob(t)
+        return T * (m_t - self.schedule.mask_prob(s)) / m_t
+
+    # loss ---------------------------------------------------------------------------------
+    def loss(self, x0: torch.Tensor, attention_mask: torch.Tensor | None = None, t: torch.Tensor | None = None,
+             *, denoiser: Denoiser | None = None, x_t: torch.Tensor | None = None,
+             generator: torch.Generator | None = None) -> ObjectiveOutput:
+        den = self._denoiser(denoiser)
+        B = x0.shape[0]
+        scored = self.vocab.scorable(x0, attention_mask)
+        if t is None:
+            t = self.sample_t(B, generator=generator, device=x0.device)
+        if x_t is None:
+            x_t, masked = mask_tokens(x0, t, self.schedule, self.vocab, scored, generator=generator)
+        else:
+            masked = (x_t == self.vocab.mask_id) & scored
+        logits = den(x_t, t if self.config.time_conditioning else None)
+        logp = restricted_log_probs(logits, self.vocab)  # zero-masking; carry-over = zero loss below
+        nll = -logp.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
+        zero = torch.zeros((), dtype=nll.dtype, device=nll.device)
+        nll = torch.where(masked, nll, zero)
+        # w is +inf only where 1 - alpha_t = 0, i.e. nothing is masked; keep it out of the graph
+        w = torch.nan_to_num(self.weight(t.to(nll.dtype)), posinf=0.0)
+        per_token = torch.where(masked, w[:, None] * nll, zero)
+        return ObjectiveOutput(
+            nelbo_per_seq=per_token.sum(-1),
+            num_tokens=scored.sum(-1),
+            token_nll_sum=nll.sum(-1),
+            num_masked=masked.sum(-1),
+            per_token=per_token,
+            t=t,
+        )
+
+
+# ------------------------------------------------------------------------------------------- AR
+@dataclass
+class ARConfig:
+    """AR next-token objective. ``bos_id``: token fed before the first position (default: the
+    vocabulary's mask id, i.e. "nothing known yet"), so every scored position is predicted."""
+
+    bos_id: int | None = None
+
+
+class ARObjective(_Base):
+    """Left-to-right exact NLL: ``sum_l -log p_theta(x^l | x^{<l})`` over scored positions.
+
+    The denoiser is called once on ``[bos, x^0, ..., x^{L-2}]`` with ``t=None`` and its logits at
+    position ``l`` predict ``x^l`` (a causal backbone must not look ahead; the core does not check).
+    """
+
+    def __init__(self, config: ARConfig | Mapping | None = None, vocab: DiffusionVocab | None = None,
+                 denoiser: Denoiser | None = None, **kwargs):
+        super().__init__(vocab if vocab is not None else DiffusionVocab.dna(), denoiser)
+        self.config = _config_from(ARConfig, config, kwargs)
+        self.bos_id = self.vocab.mask_id if self.config.bos_id is None else self.config.bos_id
+
+    def shift_inputs(self, x0: torch.Tensor) -> torch.Tensor:
+        bos = torch.full_like(x0[:, :1], self.bos_id)
+        return torch.cat([bos, x0[:, :-1]], dim=1)
+
+    def loss(self, x0, attention_mask=None, t=None, *, denoiser=None, x_t=None, generator=None) -> ObjectiveOutput:
+        den = self._denoiser(denoiser)
+        scored = self.vocab.scorable(x0, attention_mask)
+        logits = den(self.shift_inputs(x0), None)
+        logp = restricted_log_probs(logits, self.vocab)
+        nll = -logp.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
+        nll = torch.where(scored, nll, torch.zeros((), dtype=nll.dtype, device=nll.device))
+        return ObjectiveOutput(nll.sum(-1), scored.sum(-1), nll.sum(-1), scored.sum(-1), nll, None)
+
+
+# ----------------------------------------------------------------------------------------- SEDD
+@dataclass
+class SEDDConfig:
+    """SEDD absorbing (score entropy, Lou et al. 2024) options; see :class:`SEDDObjective`."""
+
+    schedule: Any = field(default_factory=lambda: ScheduleConfig())
+    time_conditioning: bool = False
+    antithetic: bool = True
+    sampling_eps: float = 1e-3
+    scale_by_num_allowed: bool = True
+
+
+class SEDDObjective(_Base):
+    """Absorbing-state diffusion-weighted denoising score entropy (continuous time).
+
+    The denoiser's restricted logits ``l`` define *unnormalized* clean-token weights
+    ``q_y = exp(l_y)`` (minus ``log(#allowed)`` when ``scale_by_num_allowed``, so zero logits give
+    total mass 1), and the concrete score at a masked position is
+    ``s_y = q_y * alpha_t / (1 - alpha_t)`` = p_t(z with l->y) / p_t(z) when q is exact.
+    Score entropy per masked position, after substituting the absorbing rates, is::
+
+        sigma'(t) [ sum_y s_y - r log s_{x0} + r (log r - 1) ],  r = alpha_t / (1 - alpha_t)
+          = w(t) [ sum_y q_y - 1 - log q_{x0} ]                  (w(t) as in MDLM eq. 10)
+
+    which is >= the MDLM integrand ``-w(t) log(q_{x0} / sum q)`` with equality iff ``sum q = 1``.
+    Unmasked positions contribute exactly 0 (no reverse rate leaves an unmasked token).
+    """
+
+    def __init__(self, config: SEDDConfig | Mapping | None = None, vocab: DiffusionVocab | None = None,
+                 denoiser: Denoiser | None = None, **kwargs):
+        super().__init__(vocab if vocab is not None else DiffusionVocab.dna(), denoiser)
+        self.config = _config_from(SEDDConfig, config, kwargs)
+        self.schedule = _schedule_from(self.config.schedule)
+
+    def sample_t(self, batch_size, *, generator=None, device=None, dtype=torch.float32,
+                 global_batch_size: int | None = None, offset: int = 0):
+        """FloatTensor[B]: ``t = eps + (1 - eps) u``, u stratified as in :meth:`MDLMObjective.sample_t`."""
+        u = _sample_u(batch_size, self.config.antithetic, generator, device, dtype, global_batch_size, offset)
+        return apply_sampling_eps(u, self.config.sampling_eps)
+
+    def log_q(self, logits: torch.Tensor) -> torch.Tensor:
+        """Unnormalized log clean-token weights (float32+, -inf outside allowed ids)."""
+        return sedd_log_q(logits, self.vocab, self.config.scale_by_num_allowed)
+
+    def loss(self, x0, attention_mask=None, t=None, *, denoiser=None, x_t=None, generator=None) -> ObjectiveOutput:
+        den = self._denoiser(denoiser)
+        scored = self.vocab.scorable(x0, attention_mask)
+        if t is None:
+            t = self.sample_t(x0.shape[0], generator=generator, device=x0.device)
+        if x_t is None:
+            x_t, masked = mask_tokens(x0, t, self.schedule, self.vocab, scored, generator=generator)
+        else:
+            masked = (x_t == self.vocab.mask_id) & scored
+        lq = self.log_q(den(x_t, t if self.config.time_conditioning else None))
+        lq_x0 = lq.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
+        total = torch.exp(lq).sum(-1)
+        zero = torch.zeros((), dtype=lq.dtype, device=lq.device)
+        se = torch.where(masked, total - 1.0 - lq_x0, zero)
+        nll = torch.where(masked, torch.logsumexp(lq, -1) - lq_x0, zero)
+        w = torch.nan_to_num(self.schedule.loss_weight(t.to(lq.dtype)), posinf=0.0)
+        per_token = torch.where(masked, w[:, None] * se, zero)
+        return ObjectiveOutput(per_token.sum(-1), scored.sum(-1), nll.sum(-1), masked.sum(-1), per_token, t)
+
+
+# ----------------------------------------------------------------------------------------- D3PM
+@dataclass
+class D3PMConfig:
+    """Discrete-time absorbing D3PM (Austin et al. 2021) with the MDLM ablation switches.
+
+    ``carry_over=False, zero_masking=False`` is plain D3PM-absorb; turning both on gives exactly
+    MDLM's discrete-time SUBS NELBO.
+    """
+
+    schedule: Any = field(default_factory=lambda: ScheduleConfig())
+    num_timesteps: int = 1000
+    carry_over: bool = False
+    zero_masking: bool = False
+    time_conditioning: bool = False
+    antithetic: bool = True
+
+
+class D3PMObjective(_Base):
+    """T-step NELBO ``sum_i L_i`` estimated as ``T * L_i`` for a (stratified) random step i.
+
+    With the model's clean-token distribution ``p~`` (over allowed ids, plus ``[MASK]`` unless
+    ``zero_masking``; one-hot at unmasked inputs when ``carry_over``), step i (t = i/T, s = (i-1)/T):
+
+    * i = 1 (reconstruction): ``sum_l -log p~(x^l | z_t)`` over scored positions (without
+      carry-over the unmasked positions pay for predicting their own token);
+    * i >= 2: for masked positions ``KL(q(z_s | z_t, x) || p_theta(z_s | z_t))`` with
+      ``p_theta(z_s=y) = (alpha_s - alpha_t) p~(y) / Z``, ``p_theta(z_s=[M]) = ((1-alpha_s)(1-p~_M) + p~_M) / Z``,
+      ``Z = (1-alpha_t)(1-p~_M) + p~_M`` and ``q(z_s = x) = (alpha_s - alpha_t)/(1 - alpha_t)``.
+      Unmasked positions contribute 0 (an absorbed token cannot be unmasked forward in time).
+    """
+
+    def __init__(self, config: D3PMConfig | Mapping | None = None, vocab: DiffusionVocab | None = None,
+                 denoiser: Denoiser | None = None, **kwargs):
+        super().__init__(vocab if vocab is not None else DiffusionVocab.dna(), denoiser)
+        self.config = _config_from(D3PMConfig, config, kwargs)
+        self.schedule = _schedule_from(self.config.schedule)
+
+    def sample_t(self, batch_size, *, generator=None, device=None, dtype=torch.float32,
+                 global_batch_size: int | None = None, offset: int = 0):
+        """FloatTensor[B]: step times ``i/T``, i stratified as in :meth:`MDLMObjective.sample_t`."""
+        T = self.config.num_timesteps
+        u = _sample_u(batch_size, self.config.antithetic, generator, device, dtype, global_batch_size, offset)
+        return (torch.floor(u * T).clamp(max=T - 1) + 1) / T
+
+    def model_log_probs(self, logits: torch.Tensor, x_t: torch.Tensor) -> torch.Tensor:
+        """log p~(x0 | z_t), FloatTensor[B, L, V] (float32+)."""
+        extra = () if self.config.zero_masking else (self.vocab.mask_id,)
+        logp = restricted_log_probs(logits, self.vocab, extra)
+        if self.config.carry_over:
+            carry = torch.full_like(logp, float("-inf")).scatter_(-1, x_t.unsqueeze(-1), 0.0)
+            logp = torch.where((x_t == self.vocab.mask_id).unsqueeze(-1), logp, carry)
+        return logp
+
+    def loss(self, x0, attention_mask=None, t=None, *, denoiser=None, x_t=None, generator=None) -> ObjectiveOutput:
+        den = self._denoiser(denoiser)
+        T = self.config.num_timesteps
+        scored = self.vocab.scorable(x0, attention_mask)
+        if t is None:
+            t = self.sample_t(x0.shape[0], generator=generator, device=x0.device)
+        if x_t is None:
+            x_t, masked = mask_tokens(x0, t, self.schedule, self.vocab, scored, generator=generator)
+        else:
+            masked = (x_t == self.vocab.mask_id) & scored
+        logp = self.model_log_probs(den(x_t, t if self.config.time_conditioning else None), x_t)
+        dt = logp.dtype
+        t = t.to(dt)
+        lp_x = logp.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
+        lp_m = logp[..., self.vocab.mask_id]
+        p_m = lp_m.exp()
+        zero = torch.zeros((), dtype=dt, device=logp.device)
+        nll = torch.where(masked, -lp_x, zero)
+        # reconstruction step (i = 1)
+        first = torch.isclose(t, torch.full_like(t, 1.0 / T))
+        s = (t - 1.0 / T).clamp(min=0.0)
+        m_t, m_s = self.schedule.mask_prob(t)[:, None], self.schedule.mask_prob(s)[:, None]
+        recon = torch.where(scored, -lp_x, zero)  # carry-over makes -lp_x exactly 0 at unmasked inputs
+        # KL for masked positions (i >= 2)
+        q_x = (m_t - m_s) / m_t
+        q_m = m_s / m_t
+        log_z = torch.log(m_t * (1.0 - p_m) + p_m)
+        log_p_x = torch.log(m_t - m_s) + lp_x - log_z
+        log_p_m = torch.log(m_s * (1.0 - p_m) + p_m) - log_z
+        kl = q_x * (torch.log(q_x) - log_p_x) + torch.where(q_m > 0, q_m * (torch.log(q_m) - log_p_m), zero)
+        kl = torch.where(masked, kl, zero)
+        per_token = T * torch.where(first[:, None], recon, kl)
+        return ObjectiveOutput(per_token.sum(-1), scored.sum(-1), nll.sum(-1), masked.sum(-1), per_token, t)
+
+
+# -------------------------------------------------------------------------------------- factory
+_OBJECTIVES = {"mdlm": MDLMObjective, "ar": ARObjective, "sedd": SEDDObjective, "d3pm": D3PMObjective}
+
+
+def make_objective(spec: "str | Mapping[str, Any] | None" = None, vocab: DiffusionVocab | None = None,
+                   denoiser: Denoiser | None = None, **kwargs):
+    """Build an objective from ``{"name": "mdlm"|"ar"|"sedd"|"d3pm", **config_fields}`` or kwargs.
+
+    Example: ``make_objective({"name": "mdlm", "schedule": {"name": "cosine"}, "time": "discrete"})``.
+    """
+    if spec is None:
+        spec = {}
+    if isinstance(spec, str):
+        spec = {"name": spec}
+    args = {**dict(spec), **kwargs}
+    name = args.pop("name", "mdlm")
+    if name not in _OBJECTIVES:
+        raise ValueError(f"unknown objective {name!r}; choose from {sorted(_OBJECTIVES)}")
+    return _OBJECTIVES[name](args, vocab=vocab, denoiser=denoiser)

@@ -1,0 +1,489 @@
+"""Samplers for masked diffusion (and the AR / SEDD baselines) on one interface.
+
+Every sampler takes a denoiser ``(x_t: LongTensor[B, L], t: FloatTensor[B] | None) -> logits[B, L, V]``,
+a :class:`DiffusionVocab`, an initial state (all ``[MASK]`` except the *known* positions given by
+``known_tokens`` / ``known_mask``, which are carried over unchanged: prefix, suffix or any infilling
+pattern), and a ``torch.Generator`` for reproducibility. It returns :class:`SampleOutput` with the
+tokens (LongTensor[B, L]) and the number of denoiser calls it made.
+
+Randomness: all categorical draws are inverse-CDF draws from float64 probabilities with float64
+uniforms (float32 Gumbel-max truncates the tail and lowers sample entropy); unmasking decisions use
+float64 uniforms. Temperature divides the (restricted, SUBS) log-probabilities; nucleus (``top_p``)
+keeps the smallest set of most likely tokens with mass >= top_p.
+
+Samplers:
+
+* :func:`ancestral_sample` -- T reverse steps on the grid t_k = k/T (MDLM's SUBS reverse process):
+  a masked token unmasks between t and s = t - 1/T with probability
+  ``(alpha_s - alpha_t)/(1 - alpha_t)``, to a token drawn from ``x_theta(z_t)``; the last step
+  unmasks everything. ``cache=True`` (requires time conditioning off) skips the denoiser (and the
+  step) when no token changed since the last call: the samples are bit-identical to the uncached
+  sampler for the same seed, with fewer calls (at most one per unmasking step, <= L).
+* :func:`first_hitting_sample` -- exact continuous-time simulation (Zheng et al. 2024): with n masked
+  tokens at time t the next unmasking time s satisfies ``1 - alpha_s = (1 - alpha_t) u^(1/n)``;
+  one uniformly chosen masked position is revealed. Exactly one denoiser call per revealed token
+  (at most L).
+* :func:`sedd_analytic_sample` -- SEDD's analytic ("Tweedie") sampler for the absorbing process,
+  driven by unnormalized scores (see :class:`SEDDObjective`).
+* :func:`ar_sample` -- left-to-right sampling for the AR baseline.
+* :func:`semi_autoregressive_sample` -- sequences of any length by sliding a window of
+  ``block_length`` with ``stride`` new tokens per window, earlier tokens known.
+* :class:`Sampler` -- dispatch from a :class:`SamplerConfig` (or a plain dict via
+  :func:`make_sampler`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Callable, Mapping, Optional
+
+import torch
+
+from genodiff.diffusion.process import sedd_log_q
+from genodiff.diffusion.schedules import NoiseSchedule, ScheduleConfig, make_schedule
+from genodiff.diffusion.vocab import DiffusionVocab
+
+__all__ = [
+    "SampleOutput",
+    "SamplerConfig",
+    "Sampler",
+    "make_sampler",
+    "token_probs",
+    "sample_categorical",
+    "initial_state",
+    "ancestral_sample",
+    "first_hitting_sample",
+    "sedd_analytic_sample",
+    "ar_sample",
+    "semi_autoregressive_sample",
+]
+
+Denoiser = Callable[[torch.Tensor, Optional[torch.Tensor]], torch.Tensor]
+
+
+@dataclass
+class SampleOutput:
+    """``tokens``: LongTensor[B, L]; ``num_denoiser_calls``: forward passes made; ``num_steps``:
+    reverse steps taken (for first-hitting: tokens revealed)."""
+
+    tokens: torch.Tensor
+    num_denoiser_calls: int
+    num_steps: int
+
+
+# ------------------------------------------------------------------------------------ primitives
+def token_probs(logits: torch.Tensor, vocab: DiffusionVocab, temperature: float = 1.0, top_p: float = 1.0) -> torch.Tensor:
+    """Clean-token distribution ``x_theta`` over allowed ids, float64 [..., V] (SUBS zero-masking).
+
+    ``temperature`` scales the log-probabilities (``p^(1/T)`` renormalized); ``top_p < 1`` applies
+    nucleus filtering (the top token is always kept).
+    """
+    if temperature <= 0:
+        raise ValueError("temperature must be > 0")
+    lp = logits.to(torch.float64).masked_fill(~vocab.allowed_mask(logits.device), float("-inf"))
+    p = torch.softmax(lp / temperature, dim=-1)
+    if top_p < 1.0:
+        sp, idx = torch.sort(p, dim=-1, descending=True)
+        before = torch.cumsum(sp, -1) - sp  # mass strictly above this token
+        keep_sorted = before < top_p
+        keep = torch.zeros_like(keep_sorted).scatter(-1, idx, keep_sorted)
+        p = torch.where(keep, p, torch.zeros((), dtype=p.dtype, device=p.device))
+        p = p / p.sum(-1, keepdim=True)
+    return p
+
+
+def sample_categorical(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Inverse-CDF draw: probs [..., V] (float64, rows summing to ~1), u [...] ~ U[0,1) float64.
+
+    Returns LongTensor[...] with ``P(i) = probs[i] / sum(probs)`` exactly up to float64 rounding;
+    a zero-probability id is never returned.
+    """
+    probs = probs.to(torch.float64)
+    cdf = torch.cumsum(probs, dim=-1)
+    v = (u.to(torch.float64) * cdf[..., -1]).unsqueeze(-1)
+    idx = (cdf <= v).sum(-1)
+    # u * total can round up to total: fall back to the last id with positive probability
+    V = probs.shape[-1]
+    last_pos = (V - 1) - torch.argmax(torch.flip(probs > 0, dims=[-1]).to(torch.uint8), dim=-1)
+    return torch.minimum(idx, last_pos)
+
+
+def initial_state(batch_size: int, length: int, vocab: DiffusionVocab, known_tokens: torch.Tensor | None = None,
+                  known_mask: torch.Tensor | None = None, device=None) -> torch.Tensor:
+    """LongTensor[B, L]: ``[MASK]`` everywhere except known positions (``known_mask`` True), which
+    hold ``known_tokens`` (both [B, L] or [L], broadcast over the batch)."""
+    z = torch.full((batch_size, length), vocab.mask_id, dtype=torch.long, device=device)
+    if known_tokens is not None:
+        km = torch.ones_like(z, dtype=torch.bool) if known_mask is None else known_mask.to(torch.bool).expand(batch_size, length)
+        z = torch.where(km, known_tokens.to(z.device).expand(batch_size, length), z)
+    return z
+
+
+def _check_generator(generator, device=None):
+    if generator is None:
+        generator = torch.Generator(device=device if device is not None else "cpu")
+        generator.seed()
+    return generator
+
+
+# ------------------------------------------------------------------------------------ ancestral
+def ancestral_sample(
+    denoiser: Denoiser,
+    vocab: DiffusionVocab,
+    batch_size: int | None = None,
+    length: int | None = None,
+    *,
+    x_init: torch.Tensor | None = None,
+    known_tokens: torch.Tensor | None = None,
+    known_mask: torch.Tensor | None = None,
+    schedule: NoiseSchedule | None = None,
+    num_steps: int = 1000,
+    cache: bool = False,
+    time_conditioning: bool = False,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    generator: torch.Generator | None = None,
+    device=None,
+) -> SampleOutput:
+    """MDLM ancestral sampling with the SUBS reverse process (see module docstring).
+
+    Randomness: two float64 uniforms per position are drawn up front. ``u_unmask`` fixes the step
+    at which a masked position unmasks: surviving masked from t=1 to s has probability
+    ``(1 - alpha_s)/(1 - alpha_1)`` (the per-step probabilities ``(1-alpha_s)/(1-alpha_t)``
+    telescope), so "unmask in step t -> s iff ``r_s <= u < r_t``" with ``r = (1-alpha)/(1-alpha_1)``
+    has exactly the law of the per-step Bernoulli draws; the last step reveals everything left.
+    ``u_token`` draws the token from ``x_theta(z_t)`` at that step. Hence the trajectory for a given
+    seed does not depend on ``cache``: the uncached sampler calls the denoiser at every step while
+    any token is masked; the cached one only at steps where some token unmasks (the state has
+    changed since the previous call), and skips the other steps without any work.
+
+    ``x_init`` (LongTensor[B, L] with ``[MASK]`` at unknown positions) overrides
+    batch_size/length/known_*. Time conditioning passes ``t = k/T`` (float32 [B]).
+    """
+    if cache and time_conditioning:
+        raise ValueError("the cached sampler needs time conditioning off (denoiser output must depend on z only)")
+    schedule = schedule if schedule is not None else make_schedule("loglinear")
+    z = x_init.clone() if x_init is not None else initial_state(batch_size, length, vocab, known_tokens, known_mask, device)
+    generator = _check_generator(generator, z.device)
+    B, L = z.shape
+    dev = z.device
+    u_unmask = torch.rand((B, L), generator=generator, dtype=torch.float64, device=dev)
+    u_token = torch.rand((B, L), generator=generator, dtype=torch.float64, device=dev)
+    grid = torch.arange(num_steps + 1, dtype=torch.float64, device=dev) / num_steps
+    m = schedule.mask_prob(grid)
+    ratio = (m / m[-1]).contiguous()  # r_k = (1 - alpha_{k/T}) / (1 - alpha_1), increasing in k
+    ratio[-1] = 1.0
+    step = torch.searchsorted(ratio, u_unmask.contiguous(), right=True).clamp(min=1, max=num_steps)  # unmask step k
+    masked0 = z == vocab.mask_id
+    step = torch.where(masked0, step, torch.zeros_like(step))  # 0 = never (known / already unmasked)
+    if cache:
+        ks = torch.unique(step[masked0]).tolist()[::-1]  # event steps, from T down to 1
+    else:
+        last = int(step[masked0].min()) if bool(masked0.any()) else num_steps + 1
+        ks = list(range(num_steps, last - 1, -1))  # every step while something is still masked
+    calls = 0
+    for k in ks:
+        t = torch.full((B,), k / num_steps, dtype=torch.float32, device=dev)
+        logits = denoiser(z, t if time_conditioning else None)
+        calls += 1
+        unmask = step == k
+        if bool(unmask.any()):
+            probs = token_probs(logits, vocab, temperature, top_p)
+            z = torch.where(unmask, sample_categorical(probs, u_token), z)
+    return SampleOutput(z, calls, num_steps)
+
+
+# -------------------------------------------------------------------------------- first hitting
+def first_hitting_sample(
+    denoiser: Denoiser,
+    vocab: DiffusionVocab,
+    batch_size: int | None = None,
+    length: int | None = None,
+    *,
+    x_init: torch.Tensor | None = None,
+    known_tokens: torch.Tensor | None = None,
+    known_mask: torch.Tensor | None = None,
+    schedule: NoiseSchedule | None = None,
+    time_conditioning: bool = False,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    generator: torch.Generator | None = None,
+    device=None,
+) -> SampleOutput:
+    """First-hitting sampler: exact simulation of the continuous-time reverse process.
+
+    Each iteration draws, per row with n > 0 masked tokens, the next hitting time s from
+    ``1 - alpha_s = (1 - alpha_t) u^(1/n)``, a uniformly random masked position, and its token
+    from ``x_theta(z)`` evaluated at time s (the time only matters with time conditioning). All
+    rows advance together, so the number of denoiser calls is the largest number of masked
+    positions in the batch (<= L).
+    """
+    schedule = schedule if schedule is not None else make_schedule("loglinear")
+    z = x_init.clone() if x_init is not None else initial_state(batch_size, length, vocab, known_tokens, known_mask, device)
+    generator = _check_generator(generator, z.device)
+    B, L = z.shape
+    dev = z.device
+    m_t = schedule.mask_prob(torch.ones(B, dtype=torch.float64, device=dev))
+    calls = 0
+    rows = torch.arange(B, device=dev)
+    while True:
+        masked = z == vocab.mask_id
+        n = masked.sum(-1)
+        if not bool((n > 0).any()):
+            break
+        u_time = torch.rand(B, generator=generator, dtype=torch.float64, device=dev)
+        u_pos = torch.rand(B, generator=generator, dtype=torch.float64, device=dev)
+        u_tok = torch.rand(B, generator=generator, dtype=torch.float64, device=dev)
+        active = n > 0
+        nf = n.clamp(min=1).to(torch.float64)
+        m_s = torch.where(active, m_t * torch.exp(torch.log(u_time) / nf), m_t)
+        s = schedule.t_from_mask_prob(m_s)
+        logits = denoiser(z, s.to(torch.float32) if time_conditioning else None)
+        calls += 1
+        k = torch.floor(u_pos * nf).long().clamp(max=L - 1)  # k-th masked position (0-based)
+        csum = torch.cumsum(masked.long(), -1)
+        pos = ((csum <= k[:, None]).sum(-1)).clamp(max=L - 1)
+        probs = token_probs(logits[rows, pos], vocab, temperature, top_p)
+        tok = sample_categorical(probs, u_tok)
+        new = z.clone()
+        new[rows, pos] = tok
+        z = torch.where(active[:, None], new, z)
+        m_t = m_s
+    return SampleOutput(z, calls, calls)
+
+
+# --------------------------------------------------------------------------------- SEDD analytic
+def sedd_analytic_sample(
+    denoiser: Denoiser,
+    vocab: DiffusionVocab,
+    batch_size: int | None = None,
+    length: int | None = None,
+    *,
+    x_init: torch.Tensor | None = None,
+    known_tokens: torch.Tensor | None = None,
+    known_mask: torch.Tensor | None = None,
+    schedule: NoiseSchedule | None = None,
+    num_steps: int = 1000,
+    time_conditioning: bool = False,
+    scale_by_num_allowed: bool = True,
+    generator: torch.Generator | None = None,
+    device=None,
+) -> SampleOutput:
+    """SEDD analytic sampler for the absorbing process (Lou et al. 2024, "Tweedie tau-leaping").
+
+    With concrete scores ``s_y = q_y alpha_t/(1 - alpha_t)`` at a masked position, the exact reverse
+    transition from t to s is ``P(z_s = y) ∝ expm1(sigma_t - sigma_s) s_y`` and
+    ``P(z_s = [MASK]) ∝ (1 - alpha_s)/(1 - alpha_t)``, normalized (it equals MDLM's step when
+    ``sum q = 1``). The last step denoises fully (no [MASK] option). One call per step.
+    """
+    schedule = schedule if schedule is not None else make_schedule("loglinear")
+    z = x_init.clone() if x_init is not None else initial_state(batch_size, length, vocab, known_tokens, known_mask, device)
+    generator = _check_generator(generator, z.device)
+    B, L = z.shape
+    dev = z.device
+    calls = 0
+    for k in range(num_steps, 0, -1):
+        u = torch.rand((B, L), generator=generator, dtype=torch.float64, device=dev)
+        masked = z == vocab.mask_id
+        if not bool(masked.any()):
+            continue
+        t = torch.full((B,), k / num_steps, dtype=torch.float64, device=dev)
+        s = torch.full((B,), (k - 1) / num_steps, dtype=torch.float64, device=dev)
+        lq = sedd_log_q(denoiser(z, t.to(torch.float32) if time_conditioning else None), vocab, scale_by_num_allowed)
+        calls += 1
+        a_t, m_t, m_s = schedule.alpha(t), schedule.mask_prob(t), schedule.mask_prob(s)
+        log_score = lq.to(torch.float64) + (torch.log(a_t) - torch.log(m_t))[:, None, None]
+        w = torch.exp(log_score) * torch.expm1(schedule.sigma(t) - schedule.sigma(s))[:, None, None]
+        w_mask = (m_s / m_t)[:, None].expand(B, L) if k > 1 else torch.zeros((B, L), dtype=torch.float64, device=dev)
+        w = w.clone()
+        w[..., vocab.mask_id] = w_mask
+        draw = sample_categorical(w, u)
+        z = torch.where(masked, draw, z)
+    return SampleOutput(z, calls, num_steps)
+
+
+# ------------------------------------------------------------------------------------------ AR
+def ar_sample(
+    denoiser: Denoiser,
+    vocab: DiffusionVocab,
+    batch_size: int | None = None,
+    length: int | None = None,
+    *,
+    x_init: torch.Tensor | None = None,
+    known_tokens: torch.Tensor | None = None,
+    known_mask: torch.Tensor | None = None,
+    bos_id: int | None = None,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    generator: torch.Generator | None = None,
+    device=None,
+) -> SampleOutput:
+    """Left-to-right sampling for :class:`ARObjective` models (inputs ``[bos, x^0..x^{L-2}]``).
+
+    Known positions are kept (teacher-forced); this is exact conditioning only for a known
+    *prefix*. One denoiser call per position that is unknown in some row (no KV cache).
+    """
+    bos = vocab.mask_id if bos_id is None else bos_id
+    z = x_init.clone() if x_init is not None else initial_state(batch_size, length, vocab, known_tokens, known_mask, device)
+    generator = _check_generator(generator, z.device)
+    B, L = z.shape
+    calls = 0
+    for l in range(L):
+        u = torch.rand(B, generator=generator, dtype=torch.float64, device=z.device)
+        todo = z[:, l] == vocab.mask_id
+        if not bool(todo.any()):
+            continue
+        inputs = torch.cat([torch.full_like(z[:, :1], bos), z[:, :-1]], 1)
+        logits = denoiser(inputs, None)[:, l]
+        calls += 1
+        tok = sample_categorical(token_probs(logits, vocab, temperature, top_p), u)
+        z[:, l] = torch.where(todo, tok, z[:, l])
+    return SampleOutput(z, calls, L)
+
+
+# ---------------------------------------------------------------------------- semi-autoregressive
+def semi_autoregressive_sample(
+    sample_window: Callable[..., SampleOutput],
+    vocab: DiffusionVocab,
+    batch_size: int,
+    total_length: int,
+    block_length: int,
+    stride: int,
+    *,
+    prefix: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    device=None,
+) -> SampleOutput:
+    """Generate ``total_length`` tokens with a model of context ``block_length``.
+
+    ``sample_window(x_init=..., generator=...) -> SampleOutput`` fills the ``[MASK]`` positions of a
+    [B, W] window (e.g. ``functools.partial(ancestral_sample, denoiser, vocab, num_steps=...)``).
+    The first window is ``block_length`` long (starting with ``prefix`` [B, P] or [P] if given);
+    each next window keeps the last ``block_length - stride`` generated tokens as known context and
+    generates ``stride`` new ones (the last window keeps more context so it is still full). Returns the concatenation (prefix included) cut to total_length.
+    """
+    if not 0 < stride <= block_length:
+        raise ValueError("need 0 < stride <= block_length")
+    generator = _check_generator(generator, device)
+    if prefix is None:
+        out = torch.empty((batch_size, 0), dtype=torch.long, device=device)
+    else:
+        out = prefix.to(device).expand(batch_size, -1).clone()
+    calls = steps = 0
+    first = True
+    while out.shape[1] < total_length:
+        if first:
+            ctx = out[:, -block_length:] if out.shape[1] else out
+            n_new = min(block_length - ctx.shape[1], total_length - out.shape[1])
+            if n_new <= 0:  # prefix already fills a window: slide
+                first = False
+                continue
+            first = False
+        else:
+            n_new = min(stride, total_length - out.shape[1])
+            ctx = out[:, out.shape[1] - min(out.shape[1], block_length - n_new):]
+        window = torch.cat([ctx, torch.full((batch_size, n_new), vocab.mask_id, dtype=torch.long, device=out.device)], 1)
+        res = sample_window(x_init=window, generator=generator)
+        calls += res.num_denoiser_calls
+        steps += res.num_steps
+        out = torch.cat([out, res.tokens[:, ctx.shape[1]:]], 1)
+    return SampleOutput(out[:, :total_length], calls, steps)
+
+
+# ---------------------------------------------------------------------------------------- config
+@dataclass
+class SamplerConfig:
+    """Sampler options (mirrors a Hydra ``sampler/`` group).
+
+    method: ``"cached"`` (default), ``"ancestral"``, ``"first_hitting"``, ``"sedd"`` or ``"ar"``.
+    num_steps: T for ancestral / cached / sedd. schedule: schedule spec (should match training).
+    time_conditioning: pass t to the denoiser (not allowed with ``cached``).
+    temperature, top_p: see :func:`token_probs` (not used by ``sedd``).
+    block_length, stride: semi-autoregressive generation in :meth:`Sampler.generate`.
+    bos_id: AR start token (default ``[MASK]``). seed: default seed when no generator is passed.
+    """
+
+    method: str = "cached"
+    num_steps: int = 1000
+    schedule: Any = field(default_factory=lambda: ScheduleConfig())
+    time_conditioning: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    block_length: int | None = None
+    stride: int | None = None
+    bos_id: int | None = None
+    sedd_scale_by_num_allowed: bool = True
+    seed: int | None = None
+
+
+_METHODS = ("ancestral", "cached", "first_hitting", "sedd", "ar")
+
+
+class Sampler:
+    """Config-driven front end: ``Sampler(cfg, vocab).sample(denoiser, batch_size, length, ...)``."""
+
+    def __init__(self, config: SamplerConfig | Mapping | None = None, vocab: DiffusionVocab | None = None, **kwargs):
+        if config is None:
+            config = {}
+        if isinstance(config, SamplerConfig):
+            config = asdict(config)
+        args = {**dict(config), **kwargs}
+        bad = set(args) - {f.name for f in fields(SamplerConfig)}
+        if bad:
+            raise ValueError(f"SamplerConfig does not take {sorted(bad)}")
+        self.config = SamplerConfig(**args)
+        if self.config.method not in _METHODS:
+            raise ValueError(f"unknown sampler {self.config.method!r}; choose from {_METHODS}")
+        self.vocab = vocab if vocab is not None else DiffusionVocab.dna()
+        self.schedule = make_schedule(self.config.schedule)
+
+    def _generator(self, generator, device=None):
+        if generator is not None:
+            return generator
+        g = torch.Generator(device=device or "cpu")
+        if self.config.seed is not None:
+            g.manual_seed(self.config.seed)
+        else:
+            g.seed()
+        return g
+
+    def _window_fn(self, denoiser):
+        c, v = self.config, self.vocab
+        common = dict(time_conditioning=c.time_conditioning)
+        if c.method in ("ancestral", "cached"):
+            return lambda **kw: ancestral_sample(denoiser, v, schedule=self.schedule, num_steps=c.num_steps,
+                                                 cache=c.method == "cached", temperature=c.temperature,
+                                                 top_p=c.top_p, **common, **kw)
+        if c.method == "first_hitting":
+            return lambda **kw: first_hitting_sample(denoiser, v, schedule=self.schedule, temperature=c.temperature,
+                                                     top_p=c.top_p, **common, **kw)
+        if c.method == "sedd":
+            return lambda **kw: sedd_analytic_sample(denoiser, v, schedule=self.schedule, num_steps=c.num_steps,
+                                                     scale_by_num_allowed=c.sedd_scale_by_num_allowed, **common, **kw)
+        return lambda **kw: ar_sample(denoiser, v, bos_id=c.bos_id, temperature=c.temperature, top_p=c.top_p, **kw)
+
+    def sample(self, denoiser: Denoiser, batch_size: int = 1, length: int | None = None, *,
+               known_tokens: torch.Tensor | None = None, known_mask: torch.Tensor | None = None,
+               x_init: torch.Tensor | None = None, generator: torch.Generator | None = None, device=None) -> SampleOutput:
+        """Sample [batch_size, length] (or fill the masks of ``x_init``), keeping known positions."""
+        if x_init is None:
+            if length is None:
+                raise ValueError("give length or x_init")
+            x_init = initial_state(batch_size, length, self.vocab, known_tokens, known_mask, device)
+        return self._window_fn(denoiser)(x_init=x_init, generator=self._generator(generator, x_init.device))
+
+    def generate(self, denoiser: Denoiser, batch_size: int, total_length: int, *, block_length: int | None = None,
+                 stride: int | None = None, prefix: torch.Tensor | None = None,
+                 generator: torch.Generator | None = None, device=None) -> SampleOutput:
+        """Semi-autoregressive generation of any length (see :func:`semi_autoregressive_sample`)."""
+        bl = block_length or self.config.block_length or total_length
+        st = stride or self.config.stride or max(1, bl // 2)
+        return semi_autoregressive_sample(self._window_fn(denoiser), self.vocab, batch_size, total_length, bl, st,
+                                          prefix=prefix, generator=self._generator(generator, device), device=device)
+
+
+def make_sampler(spec: "str | Mapping[str, Any] | None" = None, vocab: DiffusionVocab | None = None, **kwargs) -> Sampler:
+    """``make_sampler({"method": "first_hitting", "temperature": 0.9})`` or ``make_sampler("cached", num_steps=128)``."""
+    if isinstance(spec, str):
+        spec = {"method": spec}
+    return Sampler(spec, vocab, **kwargs)
