@@ -69,6 +69,20 @@ register(Job("pretrain", "train a backbone from scratch with objective=mdlm|ar|s
 register(Job("evaluate", "held-out NELBO, bits/base and perplexity bound of exported models vs Markov baselines",
              "evaluate", "genodiff.tasks.evaluate",
              usage="genodiff evaluate checkpoints=[run_or_export,...] [data=demo|hg38|local] [split=test]"))
+register(Job("sample", "generate DNA (FASTA) or text from a trained model; prefix/suffix/infilling conditioning",
+             "sample", "genodiff.tasks.sample", positionals=("kind",),
+             usage="genodiff sample [dna|text] checkpoint=<run_or_export> [num_samples=N length=L sampler=...]",
+             choices={"kind": ("dna", "text")}))
+register(Job("score", "per-sequence NELBO / bits per base of a FASTA, or variant effect scores from a VCF/TSV",
+             "score", "genodiff.tasks.score", positionals=("mode",),
+             usage="genodiff score [sequences|variants] checkpoint=<run_or_export> input=<fasta|vcf|tsv> ...",
+             choices={"mode": ("sequences", "variants")}))
+register(Job("analyze", "GC, k-mer spectra and JS divergence, repeats and duplicates of generated vs reference FASTA",
+             "analyze", "genodiff.tasks.analyze",
+             usage="genodiff analyze samples=<fasta> reference=<fasta> [markov=<fasta>] [ar=<fasta>]"))
+register(Job("benchmark", "genomic classification benchmark (5-fold CV or official split) with baselines and reports",
+             "benchmark", "genodiff.tasks.benchmark", positionals=("task",),
+             usage="genodiff benchmark <task|path|suite> [model=...] [key=value ...]"))
 
 
 def _error(message: str) -> int:

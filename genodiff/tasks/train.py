@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf
 
@@ -97,7 +98,6 @@ def build_run(cfg: DictConfig, run_dir: Path):
 
 
 def make_trainer(cfg: DictConfig, trainer_cfg: dict, plan, run_dir: Path, extra_callbacks=()):
-    import lightning as L
     from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
@@ -147,6 +147,7 @@ def make_trainer(cfg: DictConfig, trainer_cfg: dict, plan, run_dir: Path, extra_
         val_check_interval=val_every * plan.accumulate_grad_batches if val_every else None,
         check_val_every_n_epoch=None, limit_val_batches=kwargs.get("limit_val_batches", 1.0) if val_every else 0,
         num_sanity_val_steps=0, enable_model_summary=False,
+        use_distributed_sampler=False,  # the DataModule shards batches by rank itself (resumable)
     )
     return L.Trainer(**kwargs)
 
@@ -168,6 +169,17 @@ def export_model(module, run_dir: Path, cfg: DictConfig, extra: dict | None = No
         module.swap_out_ema()
 
 
+class ExportOnFitEnd(L.Callback):
+    """Export the EMA weights on rank 0 when fitting ends (runs inside spawned DDP workers too)."""
+
+    def __init__(self, cfg: DictConfig, run_dir: Path):
+        self.cfg, self.run_dir = cfg, run_dir
+
+    def on_fit_end(self, trainer, module):
+        if trainer.is_global_zero:
+            export_model(module, self.run_dir, self.cfg)
+
+
 def _model_spec(module) -> dict:
     """Registry spec of a backbone loaded from a pretrained checkpoint (its dataclass config)."""
     from dataclasses import asdict
@@ -186,14 +198,16 @@ def run(cfg: DictConfig, callbacks=()) -> dict[str, Any]:
     """Train, keep the best and last checkpoints, export the EMA weights; returns a summary dict.
 
     ``callbacks``: extra Lightning callbacks (for notebooks and tests)."""
-    import lightning as L
 
     run_dir = output_dir(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     torch.use_deterministic_algorithms(bool(cfg.get("deterministic", False)), warn_only=True)
     module, datamodule, trainer_cfg, plan = build_run(cfg, run_dir)
-    trainer = make_trainer(cfg, trainer_cfg, plan, run_dir, callbacks)
+    extra = list(callbacks)
+    if cfg.get("export", True):
+        extra.append(ExportOnFitEnd(cfg, run_dir))
+    trainer = make_trainer(cfg, trainer_cfg, plan, run_dir, extra)
     ckpt = _resume_path(cfg, run_dir)
     started = time.time()
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt)
@@ -204,8 +218,11 @@ def run(cfg: DictConfig, callbacks=()) -> dict[str, Any]:
         "split_windows": datamodule.split_sizes(), "seconds": round(time.time() - started, 2),
         "metrics": {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1},
     }
-    if cfg.get("export", True) and trainer.is_global_zero:
-        summary["export"] = str(export_model(module, run_dir, cfg))
+    if cfg.get("export", True):
+        summary["export"] = str(run_dir / "export")
+        from genodiff.training.export import read_spec
+
+        summary["global_step"] = int(read_spec(run_dir / "export")["training"]["global_step"])
     if trainer.is_global_zero:
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         print(json.dumps({k: summary[k] for k in ("run_dir", "global_step", "metrics")}, indent=2))

@@ -191,6 +191,9 @@ class GenomeDataModule(L.LightningDataModule):
         ds = self.datasets[split]
         if len(ds) == 0:
             raise InputError(f"data: the {split} split has no usable windows (check the intervals or *_tail_bp)")
+        trainer = self.trainer
+        if trainer is not None and trainer.world_size > 1:  # each rank scores a disjoint share, summed later
+            ds = torch.utils.data.Subset(ds, range(trainer.global_rank, len(ds), trainer.world_size))
         return DataLoader(ds, batch_size=self.batch_size, shuffle=False, collate_fn=_collate,
                           num_workers=self.config.num_workers)
 

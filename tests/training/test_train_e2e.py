@@ -116,3 +116,13 @@ def test_non_finite_loss_stops_with_clear_error_and_keeps_checkpoint(tmp_path, m
     ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
     assert ckpt["global_step"] == 2
     assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
+
+
+def test_ddp_spawn_on_two_cpu_processes(tmp_path):
+    cfg = tiny_config("pretrain", tmp_path / "run", "trainer=ddp_cpu", "global_batch_size=8", "max_steps=4",
+                      "val_every_n_steps=2")
+    summary = train.run(cfg)
+    assert summary["batch_plan"] == {"global": 8, "per_device": 4, "accumulate": 1, "world_size": 2}
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert ckpt["global_step"] == 4
+    assert load_export(summary["export"]).spec["training"]["global_step"] == 4
