@@ -1,0 +1,58 @@
+"""Backbone registry: ``build_model(name, **config_kwargs)`` so Hydra configs mirror constructor arguments.
+
+Names: ``caduceus`` (any :class:`CaduceusConfig` fields), ``caduceus_ph`` / ``caduceus_ps`` (the paper's
+d_model 118, 4 layers, overridable), ``dit`` (:class:`DiTConfig`, default MDLM small), ``dit_small``,
+``mamba_lm`` (:class:`MambaLMConfig`), ``transformer_ar`` (:class:`TransformerARConfig`).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Dict
+
+import torch.nn as nn
+
+from genodiff.models.caduceus import Caduceus, CaduceusConfig
+from genodiff.models.dit import DiT, DiTConfig, TransformerAR, TransformerARConfig
+from genodiff.models.mamba import MambaLM, MambaLMConfig
+
+__all__ = ["build_model", "register_model", "MODEL_REGISTRY"]
+
+MODEL_REGISTRY: Dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_model(name: str, factory: Callable[..., nn.Module]) -> None:
+    """Register ``factory(**config_kwargs) -> nn.Module`` under ``name`` (overwrites)."""
+    MODEL_REGISTRY[name] = factory
+
+
+def build_model(name: str, **config_kwargs) -> nn.Module:
+    """Build a backbone by registry name; ``config_kwargs`` are the config dataclass's fields.
+
+    Raises ``ValueError`` for an unknown name and ``TypeError`` for an unknown config field.
+    """
+    try:
+        factory = MODEL_REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; known: {sorted(MODEL_REGISTRY)}") from None
+    return factory(**config_kwargs)
+
+
+def _plain(kwargs):
+    """Hydra may hand DictConfig/ListConfig values: turn them into plain containers."""
+    out = {}
+    for k, v in kwargs.items():
+        if hasattr(v, "_content") or type(v).__name__ in ("DictConfig", "ListConfig"):
+            from omegaconf import OmegaConf  # noqa: PLC0415
+
+            v = OmegaConf.to_container(v, resolve=True)
+        out[k] = v
+    return out
+
+
+register_model("caduceus", lambda **kw: Caduceus(CaduceusConfig(**_plain(kw))))
+register_model("caduceus_ph", lambda **kw: Caduceus(CaduceusConfig.paper(rcps=False, **_plain(kw))))
+register_model("caduceus_ps", lambda **kw: Caduceus(CaduceusConfig.paper(rcps=True, **_plain(kw))))
+register_model("dit", lambda **kw: DiT(DiTConfig(**_plain(kw))))
+register_model("dit_small", lambda **kw: DiT(DiTConfig.small(**_plain(kw))))
+register_model("mamba_lm", lambda **kw: MambaLM(MambaLMConfig(**_plain(kw))))
+register_model("transformer_ar", lambda **kw: TransformerAR(TransformerARConfig(**_plain(kw))))
