@@ -33,6 +33,20 @@ def output_dir(cfg: DictConfig) -> Path:
         return Path("outputs") / str(cfg.get("job", "train"))
 
 
+def quiet_lightning_logging() -> None:
+    """Lightning's loggers print through their own handlers; stop them also reaching Hydra's root handler
+    (every line would appear twice) and drop the advertising tip."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    warnings.filterwarnings("ignore", message=r"The number of training batches .* logging interval")
+    logging.getLogger("lightning").propagate = False
+    logging.getLogger("lightning.pytorch").addFilter(lambda record: "litlogger" not in record.getMessage())
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
+        lambda record: "litlogger" not in record.getMessage())
+
+
 def resolve_precision(requested: str | None) -> str:
     """``auto``: bf16-mixed on a GPU that supports it, else 32-true."""
     if requested in (None, "auto"):
@@ -201,6 +215,7 @@ def run(cfg: DictConfig, callbacks=()) -> dict[str, Any]:
 
     run_dir = output_dir(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
+    quiet_lightning_logging()
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     torch.use_deterministic_algorithms(bool(cfg.get("deterministic", False)), warn_only=True)
     module, datamodule, trainer_cfg, plan = build_run(cfg, run_dir)
