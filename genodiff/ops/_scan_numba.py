@@ -1,0 +1,166 @@
+"""Fast CPU selective scan: numba-compiled forward and backward, wrapped in a torch.autograd.Function.
+
+Core recurrence only (delta already biased/softplus-ed; D skip and z gate are applied by the caller
+in torch, so their gradients come from torch autograd)::
+
+    h[t, n] = exp(delta[t] A[d, n]) h[t-1, n] + delta[t] u[t] B[g, t, n],   y[t] = sum_n C[g, t, n] h[t, n]
+
+Layouts passed to the kernels (all C-contiguous, one dtype: float32, or float64 for float64 inputs):
+u, delta, y, du, ddelta: (batch, dim, L); A, dA: (dim, N); B, C: (batch, G, L, N) (time-major so the
+inner loop over the state runs over contiguous memory); last, dlast: (batch, dim, N).
+
+Forward: ``prange`` over (batch, dim) channels, one pass over time, state in registers/L1; nothing
+but y and the last state is stored. Backward: ``prange`` over (batch, group, block of channels);
+for each channel the states h[t] and decays exp(delta A) are recomputed into a thread-local (L, N)
+buffer, then the adjoint ``g[t] = C[t] dy[t] + exp(delta[t+1] A) g[t+1]`` (seeded with dlast) runs
+backwards in time producing du, ddelta, dA and per-block partial sums of dB, dC (summed over the
+channels of a group in torch afterwards) — no atomics, no races.
+
+Threads: the parallel kernels use ``min(torch.get_num_threads(), NUMBA_NUM_THREADS)`` threads. The
+serial variants run instead for one thread, for problems below ``_SERIAL_BELOW`` state-steps (thread
+wake-up would cost more than the work) and in a process forked after this one had started numba's
+thread pool (GNU OpenMP is not fork-safe; numba would terminate the child). Results do not depend on
+the variant except for the summation order of the dB/dC partial sums (a few float32 ulps).
+
+numba is imported lazily (first call to :func:`available` / :func:`scan`); kernels are compiled
+with ``cache=True`` so only the first process pays the compile (a few seconds per dtype/variant).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import torch
+
+_state = {"checked": False, "ok": False, "kernels": None, "error": None}
+_PARTIAL_BYTES = 256 << 20  # cap on the extra memory of dB/dC partial sums in backward
+_SERIAL_BELOW = 1 << 15  # batch*dim*L*dstate below which the serial kernels run
+_DYNAMIC = True  # dynamic chunked scheduling of the prange loops (see _launch)
+_lock = threading.Lock()  # one launch at a time (numba's workqueue layer is not thread-safe)
+
+
+def available() -> bool:
+    """True when numba is importable (the kernels compile on first use)."""
+    if not _state["checked"]:
+        _state["checked"] = True
+        if os.environ.get("GENODIFF_DISABLE_NUMBA", "") not in ("", "0"):
+            _state["ok"] = False
+            _state["error"] = "disabled by GENODIFF_DISABLE_NUMBA"
+        else:
+            try:
+                import numba  # noqa: F401, PLC0415
+
+                _state["ok"] = True
+            except Exception as exc:  # pragma: no cover - numba is a dependency
+                _state["ok"] = False
+                _state["error"] = repr(exc)
+    return _state["ok"]
+
+
+def _build():
+    import numba  # noqa: PLC0415
+
+    from genodiff.ops import _numba_kernels as nk  # noqa: PLC0415
+
+    return {"fwd": nk.scan_fwd, "bwd": nk.scan_bwd, "fwd_serial": nk.scan_fwd_serial,
+            "bwd_serial": nk.scan_bwd_serial, "numba": numba}
+
+
+def _kernels():
+    if _state["kernels"] is None:
+        if not available():
+            raise RuntimeError(f"numba unavailable: {_state['error']}")
+        _state["kernels"] = _build()
+    return _state["kernels"]
+
+
+def _num_threads(numba) -> int:
+    return max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+
+
+def _launch(k, name: str, nthreads: int, ntasks: int, *arrays) -> None:
+    """Run kernel ``name`` ("fwd"/"bwd"): parallel variant, or the serial one for a single thread and
+    in a process forked after this one had started numba's thread pool (see _numba_kernels)."""
+    pid = os.getpid()
+    forked = _state.get("pool_pid") not in (None, pid)
+    u, A = arrays[0], arrays[2]
+    small = u.size * A.shape[1] < _SERIAL_BELOW  # thread wake-up costs more than the work
+    with _lock:
+        if nthreads > 1 and not forked and not small:
+            _state["pool_pid"] = pid
+            numba = k["numba"]
+            numba.set_num_threads(nthreads)
+            # hand out ~8 chunks per thread dynamically: on a shared machine a thread that loses its
+            # core then delays only its current chunk, not a static 1/nthreads share
+            old = numba.set_parallel_chunksize(max(1, ntasks // (8 * nthreads)) if _DYNAMIC else 0)
+            try:
+                k[name](*arrays)
+            finally:
+                numba.set_parallel_chunksize(old)
+        else:
+            k[name + "_serial"](*arrays)
+
+
+def _np(t: torch.Tensor):
+    return t.detach().numpy()
+
+
+class _ScanFn(torch.autograd.Function):
+    """(u, delta, A, Bt, Ct) -> (y, last); Bt/Ct are (batch, G, L, N) contiguous."""
+
+    @staticmethod
+    def forward(ctx, u, delta, A, Bt, Ct):
+        k = _kernels()
+        u, delta, A, Bt, Ct = (t.contiguous() for t in (u, delta, A, Bt, Ct))
+        batch, dim, L = u.shape
+        N = A.shape[1]
+        y = torch.empty(batch, dim, L, dtype=u.dtype)
+        last = torch.zeros(batch, dim, N, dtype=u.dtype)
+        if u.numel() > 0:
+            _launch(k, "fwd", _num_threads(k["numba"]), batch * dim,
+                    _np(u), _np(delta), _np(A), _np(Bt), _np(Ct), y.numpy(), last.numpy())
+        ctx.save_for_backward(u, delta, A, Bt, Ct)
+        return y, last
+
+    @staticmethod
+    def backward(ctx, dy, dlast):
+        k = _kernels()
+        u, delta, A, Bt, Ct = ctx.saved_tensors
+        batch, dim, L = u.shape
+        G, N = Bt.shape[1], A.shape[1]
+        dt_ = u.dtype
+        dy = torch.zeros_like(u) if dy is None else dy.to(dt_).contiguous()
+        dlast = torch.zeros(batch, dim, N, dtype=dt_) if dlast is None else dlast.to(dt_).contiguous()
+        nthreads = _num_threads(k["numba"])
+        dpg = dim // G
+        # enough independent tasks for the threads; each block owns its own dB/dC partial sums, so cap
+        # the blocks to keep those partials under ~_PARTIAL_BYTES (long sequences, many threads)
+        nblk = max(1, min(dpg, -(-8 * nthreads // max(1, batch * G))))
+        per_blk = max(1, batch * G * L * N * u.element_size())
+        nblk = max(1, min(nblk, _PARTIAL_BYTES // per_blk))
+        du = torch.empty_like(u)
+        ddelta = torch.empty_like(u)
+        dA_part = torch.zeros(batch, dim, N, dtype=dt_)
+        dB_part = torch.zeros(batch, G, nblk, L, N, dtype=dt_)
+        dC_part = torch.zeros(batch, G, nblk, L, N, dtype=dt_)
+        if u.numel() > 0:
+            _launch(k, "bwd", nthreads, batch * G * nblk,
+                    _np(u), _np(delta), _np(A), _np(Bt), _np(Ct), _np(dy), _np(dlast),
+                    du.numpy(), ddelta.numpy(), dA_part.numpy(), dB_part.numpy(), dC_part.numpy())
+        dA = dA_part.sum(0)
+        dB = dB_part.sum(2) if nblk > 1 else dB_part[:, :, 0]
+        dC = dC_part.sum(2) if nblk > 1 else dC_part[:, :, 0]
+        return du, ddelta, dA, dB, dC
+
+
+def scan(u, delta, A, B, C):
+    """Core scan on CPU. u, delta: (batch, dim, L); A: (dim, N); B, C: (batch, G, N, L).
+
+    All in one float dtype (float32 or float64). Returns y (batch, dim, L), last (batch, dim, N);
+    differentiable w.r.t. all inputs.
+    """
+    Bt = B.transpose(-1, -2)
+    Ct = C.transpose(-1, -2)
+    y, last = _ScanFn.apply(u, delta, A, Bt, Ct)
+    return y, last

@@ -1,0 +1,102 @@
+"""Causal depthwise 1-D convolution (the short conv in a Mamba block).
+
+``causal_conv1d`` dispatches on the tensor's device: the ``causal_conv1d`` CUDA package when it is
+installed and the input lives on a CUDA device (imported lazily, never at module top), otherwise
+:func:`torch.nn.functional.conv1d` with left padding.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["causal_conv1d", "causal_conv1d_ref", "causal_conv1d_cuda_available"]
+
+_ACTIVATIONS = (None, "silu", "swish")
+_cuda_fn = None  # cached causal_conv1d.causal_conv1d_fn (or False when unusable)
+
+
+def causal_conv1d_cuda_available() -> bool:
+    """True when the ``causal_conv1d`` package is importable (does not import it)."""
+    try:
+        return importlib.util.find_spec("causal_conv1d") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _load_cuda_fn():
+    global _cuda_fn
+    if _cuda_fn is None:
+        _cuda_fn = False
+        if causal_conv1d_cuda_available():
+            try:  # pragma: no cover - CUDA only
+                from causal_conv1d import causal_conv1d_fn  # noqa: PLC0415
+
+                _cuda_fn = causal_conv1d_fn
+            except Exception:  # broken build / ABI mismatch: fall back silently
+                _cuda_fn = False
+    return _cuda_fn
+
+
+def _check(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], activation):
+    if activation not in _ACTIVATIONS:
+        raise ValueError(f"causal_conv1d: activation must be None, 'silu' or 'swish', got {activation!r}")
+    if x.dim() != 3:
+        raise ValueError(f"causal_conv1d: x must be (batch, dim, L), got shape {tuple(x.shape)}")
+    if weight.dim() != 2 or weight.shape[0] != x.shape[1]:
+        raise ValueError(
+            f"causal_conv1d: weight must be (dim, width) with dim={x.shape[1]}, got {tuple(weight.shape)}"
+        )
+    if bias is not None and tuple(bias.shape) != (x.shape[1],):
+        raise ValueError(f"causal_conv1d: bias must be ({x.shape[1]},), got {tuple(bias.shape)}")
+
+
+def causal_conv1d_ref(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: Optional[torch.Tensor] = None,
+    activation: Optional[str] = None,
+) -> torch.Tensor:
+    """Pure-torch causal depthwise conv: ``out[b, d, t] = bias[d] + sum_k weight[d, k] * x[b, d, t-K+1+k]``.
+
+    x: (batch, dim, L); weight: (dim, K); bias: (dim,) or None; returns (batch, dim, L) in x's dtype,
+    followed by SiLU when ``activation`` is ``"silu"``/``"swish"``.
+    """
+    _check(x, weight, bias, activation)
+    dim, width = weight.shape
+    seqlen = x.shape[-1]
+    out = F.conv1d(x, weight.to(x.dtype).unsqueeze(1), None if bias is None else bias.to(x.dtype),
+                   padding=width - 1, groups=dim)
+    out = out[..., :seqlen]
+    if activation is not None:
+        out = F.silu(out)
+    return out
+
+
+def causal_conv1d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: Optional[torch.Tensor] = None,
+    activation: Optional[str] = None,
+) -> torch.Tensor:
+    """Causal depthwise conv1d with optional SiLU, same semantics as ``causal_conv1d.causal_conv1d_fn``.
+
+    Args:
+        x: (batch, dim, L).
+        weight: (dim, width) — one filter per channel; output at t sees x[..., t-width+1 .. t].
+        bias: (dim,) or None.
+        activation: None, ``"silu"`` or ``"swish"`` (same as silu).
+
+    Returns:
+        (batch, dim, L) in x's dtype. Uses the CUDA kernel when ``x`` is on CUDA and the
+        ``causal_conv1d`` package is installed (widths 2..4 only), else :func:`causal_conv1d_ref`.
+    """
+    _check(x, weight, bias, activation)
+    if x.is_cuda and 2 <= weight.shape[1] <= 4:
+        fn = _load_cuda_fn()
+        if fn:  # pragma: no cover - CUDA only
+            return fn(x, weight, bias, activation)
+    return causal_conv1d_ref(x, weight, bias, activation)
