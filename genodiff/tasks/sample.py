@@ -1,0 +1,256 @@
+"""``genodiff sample dna``: generate DNA with a masked diffusion model; prefix / suffix / infilling.
+
+Outputs in the run folder (``output_dir`` or Hydra's run dir):
+
+* ``<output_name>.fa`` -- FASTA, IDs without spaces (``sample_0``, ``<region or template>_0``), provenance
+  after the first space (``model= checkpoint=sha256:... sampler= steps= seed= temperature= top_p= ...``),
+  60 bases per line (``line_width``), indexable by pyfaidx / ``samtools faidx``;
+* ``<output_name>.json`` -- the full resolved config, model provenance, per-record statistics (length,
+  GC, generated bases, denoiser calls), timing and the GC-target acceptance rate;
+* with conditioning: ``<output_name>.infill.bed`` (generated runs as 0-based half-open intervals on the
+  output records) and ``<output_name>.infill.json`` (the same runs, plus genome coordinates for regions).
+
+``kind=text`` is delegated to :func:`genodiff.tasks.text_sample.run`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from genodiff.errors import InputError
+
+SAMPLERS = ("ancestral", "cached", "first_hitting")
+
+
+def _output_dir(cfg: DictConfig) -> Path:
+    from genodiff.tasks.train import output_dir
+
+    return output_dir(cfg)
+
+
+def _seq_arg(value, what: str) -> list[tuple[str, str]]:
+    """A literal sequence, or a FASTA path (all records) -> [(name, sequence)]."""
+    from genodiff.generate.fasta import read_fasta
+
+    text = str(value).strip()
+    path = Path(text).expanduser()
+    if path.is_file():
+        return read_fasta(path, what=what)
+    compact = "".join(text.split())
+    if not compact or not set(compact.upper()) <= set("ACGTNURYSWKMBDHV?"):
+        raise InputError(f"{what}: {text[:40]!r} is neither an existing FASTA file nor a DNA sequence")
+    return [(what.split(".")[-1], compact.upper())]
+
+
+def _unique_ids(templates: list) -> list:
+    """Make template ids unique (``x``, ``x.2``, ``x.3``...) so FASTA IDs never collide."""
+    seen: dict[str, int] = {}
+    for t in templates:
+        n = seen.get(t.id, 0) + 1
+        seen[t.id] = n
+        if n > 1:
+            t.id = f"{t.id}.{n}"
+    return templates
+
+
+def build_templates(cfg: DictConfig) -> tuple[list, str]:
+    """Templates from ``cfg.conditioning`` (see configs/sample.yaml) -> (templates, mode)."""
+    templates, mode = _build_templates(cfg)
+    return _unique_ids(templates), mode
+
+
+def _build_templates(cfg: DictConfig) -> tuple[list, str]:
+    from genodiff.generate import conditioning as C
+    from genodiff.generate.fasta import sanitize_id
+
+    cond = cfg.get("conditioning") or {}
+    region, bed, template = cond.get("region"), cond.get("bed"), cond.get("template")
+    prefix, suffix = cond.get("prefix"), cond.get("suffix")
+    if (region or bed) and (template or prefix or suffix):
+        raise InputError("conditioning: use either region/bed or template/prefix/suffix, not both")
+    if region or bed:
+        if not cond.get("fasta"):
+            raise InputError("conditioning.fasta: required with conditioning.region / conditioning.bed")
+        from genodiff.data.genome import Genome
+
+        flank = int(cond.get("flank", 512))
+        if flank < 0:
+            raise InputError(f"conditioning.flank: must be >= 0, got {flank}")
+        regions = []
+        if region:
+            for r in ([region] if isinstance(region, str) else list(region)):
+                regions.append(C.parse_region(r))
+        genome = Genome(cond.fasta)
+        if bed:
+            from genodiff.data.intervals import read_bed
+
+            for iv in read_bed(bed, genome_lengths=genome.lengths, split_column=None):
+                regions.append((iv.chrom, iv.start, iv.end))
+        if not regions:
+            raise InputError(f"conditioning.bed: {bed}: no regions")
+        out = [C.region_template(genome, c, s, e, flank, name=sanitize_id(f"{c}_{s}_{e}")) for c, s, e in regions]
+        return out, "region"
+    if template:
+        recs = _seq_arg(template, "conditioning.template")
+        out = [C.template_from_string(sanitize_id(name), seq) for name, seq in recs]
+        if not any(t.generate_mask.any() for t in out):
+            raise InputError("conditioning.template: no N or ? positions to generate")
+        return out, "template"
+    pre = _seq_arg(prefix, "conditioning.prefix")[0][1] if prefix else ""
+    suf = _seq_arg(suffix, "conditioning.suffix")[0][1] if suffix else ""
+    stem = sanitize_id(str(cfg.get("id_prefix") or "sample"))
+    if pre or suf:
+        return [C.prefix_suffix_template(stem, int(cfg.length), pre, suf)], "prefix_suffix"
+    return [C.blank_template(stem, int(cfg.length))], "unconditional"
+
+
+def _validate(cfg: DictConfig) -> None:
+    if str(cfg.sampler) not in SAMPLERS:
+        raise InputError(f"sampler: '{cfg.sampler}' is not one of {', '.join(SAMPLERS)}")
+    for key, lo in (("num_samples", 1), ("batch_size", 1), ("steps", 1), ("length", 1), ("line_width", 1)):
+        if cfg.get(key) is None or int(cfg.get(key)) < lo:
+            raise InputError(f"{key}: must be an integer >= {lo}, got {cfg.get(key)}")
+    if not float(cfg.temperature) > 0:
+        raise InputError(f"temperature: must be > 0, got {cfg.temperature}")
+    if not 0 < float(cfg.top_p) <= 1:
+        raise InputError(f"top_p: must be in (0, 1], got {cfg.top_p}")
+    if cfg.get("block_length") is not None and int(cfg.block_length) < 1:
+        raise InputError(f"block_length: must be >= 1 or null, got {cfg.block_length}")
+    gc = cfg.get("gc") or {}
+    if gc.get("target") is not None:
+        if not 0 <= float(gc.target) <= 1:
+            raise InputError(f"gc.target: must be a fraction in [0, 1], got {gc.target}")
+        if float(gc.get("tolerance", 0.02)) < 0:
+            raise InputError(f"gc.tolerance: must be >= 0, got {gc.tolerance}")
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    kind = str(cfg.get("kind", "dna"))
+    if kind == "text":
+        from genodiff.tasks.text_sample import run as text_run
+
+        return text_run(cfg)
+    if kind != "dna":
+        raise InputError(f"kind: '{kind}' is not one of dna, text")
+    from genodiff.diffusion.sampling import Sampler
+    from genodiff.generate import conditioning as C
+    from genodiff.generate.fasta import atomic_write_text, format_description, write_fasta
+    from genodiff.generate.model import load_model
+
+    _validate(cfg)
+    if cfg.get("num_threads"):
+        torch.set_num_threads(int(cfg.num_threads))
+    templates, mode = build_templates(cfg)  # all inputs validated before the model loads
+    model = load_model(cfg.checkpoint, cfg.get("device", "auto"))
+    if not model.is_diffusion:
+        raise InputError(f"checkpoint: {cfg.checkpoint} was trained with objective "
+                         f"'{model.spec.get('objective', {}).get('name')}'; sample needs an MDLM model")
+    method = str(cfg.sampler)
+    if method == "cached" and model.time_conditioning:
+        raise InputError("sampler=cached needs a model without time conditioning; use sampler=ancestral")
+    sampler = Sampler({"method": method, "num_steps": int(cfg.steps), "schedule": model.objective.config.schedule,
+                       "time_conditioning": model.time_conditioning, "temperature": float(cfg.temperature),
+                       "top_p": float(cfg.top_p)}, model.vocab)
+
+    def window_fn(x_init, generator):
+        return sampler.sample(model.denoiser, x_init=x_init, generator=generator)
+
+    gc_cfg = cfg.get("gc") or {}
+    gc_target = None if gc_cfg.get("target") is None else float(gc_cfg.target)
+    tolerance = float(gc_cfg.get("tolerance", 0.02))
+    max_draws = int(cfg.num_samples) * int(gc_cfg.get("max_draws_factor", 50))
+    n_per = int(cfg.num_samples)
+    batch_size = int(cfg.batch_size)
+    generator = torch.Generator(device=model.device).manual_seed(int(cfg.seed))
+    mask_id = model.vocab.mask_id
+    progress = C.Progress(n_per * len(templates), "sample", bool(cfg.get("progress", True)))
+    provenance = {"model": model.name, "checkpoint": model.digest, "sampler": method,
+                  "steps": int(cfg.steps) if method != "first_hitting" else "exact", "seed": int(cfg.seed),
+                  "temperature": float(cfg.temperature), "top_p": float(cfg.top_p)}
+    records, meta, infill_rows = [], [], []
+    total_calls = 0
+    drawn = accepted_total = 0
+    started, cpu_started = time.time(), time.process_time()
+    for tpl in templates:
+        gen_mask = torch.as_tensor(tpl.generate_mask, device=model.device)
+        base = torch.as_tensor(tpl.tokens, device=model.device)
+        kept: list[tuple[torch.Tensor, float]] = []
+        tpl_drawn = 0
+        while len(kept) < n_per and tpl_drawn < max_draws:
+            b = batch_size if gc_target is not None else min(batch_size, n_per - len(kept))
+            x = base.expand(b, -1).clone()
+            tokens, calls, _ = C.fill(window_fn, x, mask_id, cfg.get("block_length"), cfg.get("stride"), generator)
+            total_calls += calls
+            tpl_drawn += b
+            if not bool((tokens[:, ~gen_mask] == base[~gen_mask]).all()):  # pragma: no cover - sampler contract
+                raise RuntimeError("a known base was changed during sampling")
+            gc = C.gc_fraction(tokens, gen_mask)
+            ok = C.gc_accept(gc, gc_target, tolerance)
+            for row in torch.nonzero(ok).flatten().tolist():
+                if len(kept) < n_per:
+                    kept.append((tokens[row].cpu(), float(gc[row])))
+                    progress.update(1)
+        drawn += tpl_drawn
+        accepted_total += len(kept)
+        if len(kept) < n_per:
+            print(f"genodiff sample: warning: template {tpl.id}: only {len(kept)} of {n_per} sequences met "
+                  f"gc.target={gc_target}±{tolerance} after {tpl_drawn} draws")
+        runs = tpl.infill_runs()
+        for i, (row, gc) in enumerate(kept):
+            rid = f"{tpl.id}_{i}"
+            seq = C.decode(row)
+            extra = {"length": len(seq), "gc": f"{gc:.4f}"}
+            if mode == "region":
+                o = tpl.origin
+                extra["source"] = f"{o['chrom']}:{o['start']}-{o['end']}"
+                extra["infilled"] = ",".join(f"{s}-{e}" for s, e in runs)
+            elif mode in ("template", "prefix_suffix"):
+                extra["infilled"] = ",".join(f"{s}-{e}" for s, e in runs)
+            records.append((rid, format_description({**provenance, **extra}), seq))
+            meta.append({"id": rid, "template": tpl.id, "length": len(seq), "gc_generated": gc,
+                         "generated_bases": int(tpl.generate_mask.sum())})
+            for s, e in runs:
+                row_info = {"id": rid, "start": s, "end": e}
+                if tpl.origin:
+                    row_info.update(chrom=tpl.origin["chrom"], genome_start=tpl.origin["start"] + s,
+                                    genome_end=tpl.origin["start"] + e)
+                infill_rows.append(row_info)
+    if not records:
+        raise InputError(f"gc.target={gc_target}: no sequence within ±{tolerance} after {drawn} draws; "
+                         "raise gc.tolerance or gc.max_draws_factor")
+    seconds, cpu_seconds = time.time() - started, time.process_time() - cpu_started
+    out = _output_dir(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    name = str(cfg.get("output_name") or "samples")
+    fasta_path = write_fasta(out / f"{name}.fa", records, int(cfg.get("line_width", 60)))
+    if mode != "unconditional":
+        bed = "".join(f"{r['id']}\t{r['start']}\t{r['end']}\tgenerated\n" for r in infill_rows)
+        atomic_write_text(out / f"{name}.infill.bed", bed)
+        atomic_write_text(out / f"{name}.infill.json", json.dumps(
+            {"coordinates": "0-based half-open; start/end on the output record, genome_start/genome_end on "
+                            "the source contig (regions only)", "runs": infill_rows}, indent=2))
+    summary = {
+        "fasta": str(fasta_path), "mode": mode, "num_records": len(records), "templates": len(templates),
+        "model": {"name": model.name, "checkpoint": model.checkpoint, "digest": model.digest,
+                  "spec": model.spec, "device": model.device},
+        "sampler": {**provenance, "block_length": cfg.get("block_length"), "stride": cfg.get("stride")},
+        "denoiser_calls": total_calls, "seconds": round(seconds, 3), "cpu_seconds": round(cpu_seconds, 3),
+        "gc_target": None if gc_target is None else {
+            "target": gc_target, "tolerance": tolerance, "drawn": drawn, "accepted": accepted_total,
+            "acceptance_rate": accepted_total / max(drawn, 1),
+            "note": "rejection sampling of whole sequences: outputs follow the model conditioned on the GC window"},
+        "records": meta,
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+    atomic_write_text(out / f"{name}.json", json.dumps(summary, indent=2, default=str))
+    msg = f"wrote {len(records)} sequences to {fasta_path} ({total_calls} denoiser calls, {seconds:.1f} s)"
+    if gc_target is not None:
+        msg += f"; GC acceptance {accepted_total}/{drawn} = {accepted_total / max(drawn, 1):.3f}"
+    print(msg)
+    return summary
