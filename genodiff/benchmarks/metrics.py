@@ -1,0 +1,63 @@
+"""Classification metrics and the across-fold summaries the papers report.
+
+* :func:`classification_metrics`: accuracy, macro-F1, MCC, AUROC (binary: positive class = id 1;
+  multi-class: one-vs-rest macro AUROC when every class is present) from labels and class probabilities.
+* :func:`summarize`: mean, sample standard deviation (ddof=1) and ``(max - min) / 2`` -- the "±" of the
+  Caduceus / HyenaDNA Genomic Benchmarks tables.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable, Sequence
+
+import numpy as np
+
+__all__ = ["classification_metrics", "summarize", "METRICS", "half_range"]
+
+METRICS = ("accuracy", "f1_macro", "mcc", "auroc")
+
+
+def classification_metrics(y_true: Sequence[int], proba: np.ndarray, n_classes: int | None = None) -> dict:
+    """Metrics of class probabilities ``proba`` (N, C) against integer labels ``y_true`` (N,).
+
+    The prediction is ``argmax(proba)`` (ties -> the lower class id). ``auroc`` is NaN when it is undefined
+    (one class only in ``y_true``).
+    """
+    from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef, roc_auc_score
+
+    import warnings
+
+    y = np.asarray(y_true, dtype=np.int64)
+    p = np.asarray(proba, dtype=np.float64)
+    C = n_classes or p.shape[1]
+    pred = p.argmax(1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = {"accuracy": float(accuracy_score(y, pred)),
+               "f1_macro": float(f1_score(y, pred, average="macro", labels=list(range(C)), zero_division=0)),
+               "mcc": float(matthews_corrcoef(y, pred))}
+    present = np.unique(y)
+    if C == 2:
+        out["auroc"] = float(roc_auc_score(y, p[:, 1])) if present.size == 2 else math.nan
+    elif present.size == C:
+        q = p / np.clip(p.sum(1, keepdims=True), 1e-12, None)
+        out["auroc"] = float(roc_auc_score(y, q, multi_class="ovr", average="macro", labels=list(range(C))))
+    else:
+        out["auroc"] = math.nan
+    return out
+
+
+def half_range(values: Iterable[float]) -> float:
+    v = np.asarray([x for x in values if not (isinstance(x, float) and math.isnan(x))], dtype=np.float64)
+    return float((v.max() - v.min()) / 2) if v.size else math.nan
+
+
+def summarize(values: Iterable[float]) -> dict:
+    """``{mean, std (ddof=1; 0 for one value), half_range ((max-min)/2), min, max, n}`` ignoring NaNs."""
+    v = np.asarray([x for x in values if not (isinstance(x, float) and math.isnan(x))], dtype=np.float64)
+    if v.size == 0:
+        return {"mean": math.nan, "std": math.nan, "half_range": math.nan, "min": math.nan, "max": math.nan, "n": 0}
+    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if v.size > 1 else 0.0,
+            "half_range": float((v.max() - v.min()) / 2), "min": float(v.min()), "max": float(v.max()),
+            "n": int(v.size)}

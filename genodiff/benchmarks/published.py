@@ -1,0 +1,52 @@
+"""Published Genomic Benchmarks numbers, shown beside ours for reference only (never used in computations).
+
+Source: Schiff Y., Kao C.-H., Gokaslan A., Dao T., Gu A., Kuleshov V. "Caduceus: Bi-Directional Equivariant
+Long-Range DNA Sequence Modeling", ICML 2024 (arXiv:2403.03234), Table "Genomic Benchmarks": top-1 accuracy,
+5-fold cross-validation (random 90/10 train/val splits of the official train set, best checkpoint by val
+accuracy, scored on the official test set), mean ± (max - min) / 2. Columns: the CNN baseline of Gresova
+et al. (2023) as re-run there, HyenaDNA, Mamba, Caduceus-Ph, Caduceus-PS (all ~0.4-0.5 M parameters).
+
+The values below were transcribed by hand for this table and could not be re-checked against the PDF in the
+environment where this file was written: verify against the paper before quoting them.
+"""
+
+from __future__ import annotations
+
+__all__ = ["PUBLISHED", "PUBLISHED_SOURCE", "PUBLISHED_MODELS", "TASK_TITLES"]
+
+PUBLISHED_SOURCE = ("Schiff et al., Caduceus, ICML 2024 (arXiv:2403.03234), Genomic Benchmarks table; "
+                    "top-1 accuracy, mean ± (max-min)/2 over 5 seeds; transcribed, verify before quoting")
+
+PUBLISHED_MODELS = ("CNN", "HyenaDNA", "Mamba", "Caduceus-Ph", "Caduceus-PS")
+
+TASK_TITLES = {
+    "dummy_mouse_enhancers_ensembl": "Mouse Enhancers",
+    "demo_coding_vs_intergenomic_seqs": "Coding vs. Intergenomic",
+    "demo_human_or_worm": "Human vs. Worm",
+    "human_enhancers_cohn": "Human Enhancers Cohn",
+    "human_enhancers_ensembl": "Human Enhancers Ensembl",
+    "human_ensembl_regulatory": "Human Regulatory",
+    "human_ocr_ensembl": "Human OCR Ensembl",
+    "human_nontata_promoters": "Human NonTATA Promoters",
+}
+
+#: task -> model -> (mean accuracy, ± half range)
+PUBLISHED = {
+    "dummy_mouse_enhancers_ensembl": {"CNN": (0.715, 0.087), "HyenaDNA": (0.780, 0.025), "Mamba": (0.743, 0.054),
+                                      "Caduceus-Ph": (0.754, 0.074), "Caduceus-PS": (0.793, 0.058)},
+    "demo_coding_vs_intergenomic_seqs": {"CNN": (0.892, 0.008), "HyenaDNA": (0.904, 0.005),
+                                         "Mamba": (0.904, 0.004), "Caduceus-Ph": (0.915, 0.003),
+                                         "Caduceus-PS": (0.910, 0.003)},
+    "demo_human_or_worm": {"CNN": (0.942, 0.002), "HyenaDNA": (0.964, 0.002), "Mamba": (0.967, 0.002),
+                           "Caduceus-Ph": (0.973, 0.001), "Caduceus-PS": (0.968, 0.002)},
+    "human_enhancers_cohn": {"CNN": (0.702, 0.021), "HyenaDNA": (0.729, 0.014), "Mamba": (0.732, 0.029),
+                             "Caduceus-Ph": (0.747, 0.004), "Caduceus-PS": (0.745, 0.007)},
+    "human_enhancers_ensembl": {"CNN": (0.744, 0.122), "HyenaDNA": (0.849, 0.006), "Mamba": (0.862, 0.008),
+                                "Caduceus-Ph": (0.893, 0.008), "Caduceus-PS": (0.900, 0.006)},
+    "human_ensembl_regulatory": {"CNN": (0.872, 0.005), "HyenaDNA": (0.869, 0.012), "Mamba": (0.814, 0.211),
+                                 "Caduceus-Ph": (0.872, 0.011), "Caduceus-PS": (0.873, 0.007)},
+    "human_ocr_ensembl": {"CNN": (0.698, 0.013), "HyenaDNA": (0.783, 0.007), "Mamba": (0.815, 0.002),
+                          "Caduceus-Ph": (0.828, 0.006), "Caduceus-PS": (0.818, 0.006)},
+    "human_nontata_promoters": {"CNN": (0.861, 0.009), "HyenaDNA": (0.944, 0.002), "Mamba": (0.933, 0.007),
+                                "Caduceus-Ph": (0.946, 0.007), "Caduceus-PS": (0.945, 0.010)},
+}

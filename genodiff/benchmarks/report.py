@@ -1,0 +1,332 @@
+"""Benchmark reports: report.md, results.csv, results.json, predictions.csv and PNG plots.
+
+Everything is written into a hidden staging folder inside the output folder and moved into place only
+after every file was written, so a failed run leaves no half-written report.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from genodiff.benchmarks.metrics import METRICS, summarize
+
+__all__ = ["aggregate", "environment", "write_report", "fmt_pm", "StagedOutput", "write_suite_report"]
+
+
+def fmt_pm(s: dict, digits: int = 3) -> str:
+    if not s or s.get("n", 0) == 0 or s["mean"] is None or math.isnan(s["mean"]):
+        return "n/a"
+    return f"{s['mean']:.{digits}f} ± {s['half_range']:.{digits}f}"
+
+
+def _git_commit() -> Optional[dict]:
+    root = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10)
+        return {"commit": head.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def environment() -> dict:
+    from importlib import metadata
+
+    versions = {}
+    for pkg in ("genodiff", "torch", "numpy", "scikit-learn", "pandas", "hydra-core", "matplotlib"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    return {"python": platform.python_version(), "platform": platform.platform(), "versions": versions,
+            "git": _git_commit(), "argv": list(sys.argv)}
+
+
+def aggregate(results: list) -> dict:
+    """Per method: per-split metrics, summaries (mean/std/half_range) and pooled predictions."""
+    out = {}
+    for r in results:
+        m = out.setdefault(r["method"], {"units": [], "y_true": [], "proba": [], "index": []})
+        m["units"].append(r)
+        m["y_true"] += r["y_true"]
+        m["proba"] += r["proba"]
+    for m in out.values():
+        m["summary"] = {k: summarize([u["metrics"][k] for u in m["units"]]) for k in METRICS}
+    return out
+
+
+def _table_row(cells) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def _plots(agg: dict, classes: list, folder: Path) -> list:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import confusion_matrix, roc_curve
+
+    files = []
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    methods = list(agg)
+    splits = [u["split"] for u in agg[methods[0]]["units"]] if methods else []
+    width = 0.8 / max(1, len(methods))
+    x = np.arange(len(splits))
+    for i, m in enumerate(methods):
+        ax.bar(x + i * width, [u["metrics"]["accuracy"] for u in agg[m]["units"]], width, label=m)
+    ax.set_xticks(x + width * (len(methods) - 1) / 2)
+    ax.set_xticklabels(splits)
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7)
+    ax.set_title("accuracy per split")
+    fig.tight_layout()
+    fig.savefig(folder / "per_fold.png", dpi=100)
+    plt.close(fig)
+    files.append("per_fold.png")
+    for i, m in enumerate(methods):
+        y = np.asarray(agg[m]["y_true"])
+        p = np.asarray(agg[m]["proba"])
+        slug = f"m{i}"
+        cm = confusion_matrix(y, p.argmax(1), labels=list(range(len(classes))))
+        fig, ax = plt.subplots(figsize=(3.5, 3.2))
+        ax.imshow(cm, cmap="Blues")
+        for a in range(cm.shape[0]):
+            for b in range(cm.shape[1]):
+                ax.text(b, a, str(cm[a, b]), ha="center", va="center", fontsize=8)
+        ax.set_xticks(range(len(classes)))
+        ax.set_xticklabels(classes, rotation=30, fontsize=7)
+        ax.set_yticks(range(len(classes)))
+        ax.set_yticklabels(classes, fontsize=7)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(f"{m} (all splits pooled)", fontsize=8)
+        fig.tight_layout()
+        fig.savefig(folder / f"confusion_{slug}.png", dpi=100)
+        plt.close(fig)
+        files.append(f"confusion_{slug}.png")
+        agg[m]["confusion"] = cm.tolist()
+        if len(classes) == 2 and len(np.unique(y)) == 2:
+            fig, ax = plt.subplots(figsize=(3.5, 3.2))
+            for u in agg[m]["units"]:
+                fpr, tpr, _ = roc_curve(u["y_true"], np.asarray(u["proba"])[:, 1])
+                ax.plot(fpr, tpr, lw=1, label=f"{u['split']} {u['metrics']['auroc']:.3f}")
+            ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+            ax.set_xlabel("false positive rate")
+            ax.set_ylabel("true positive rate")
+            ax.set_title(f"ROC {m}", fontsize=8)
+            ax.legend(fontsize=6)
+            fig.tight_layout()
+            fig.savefig(folder / f"roc_{slug}.png", dpi=100)
+            plt.close(fig)
+            files.append(f"roc_{slug}.png")
+    return files
+
+
+class StagedOutput:
+    """Write into ``<out>/.staging-<pid>/``; :meth:`commit` moves the files into ``<out>``."""
+
+    def __init__(self, out_dir):
+        self.out = Path(out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.stage = self.out / f".staging-{os.getpid()}"
+        if self.stage.exists():
+            shutil.rmtree(self.stage)
+        self.stage.mkdir()
+
+    def commit(self) -> list:
+        names = sorted(p.name for p in self.stage.iterdir())
+        for name in names:
+            os.replace(self.stage / name, self.out / name)
+        self.stage.rmdir()
+        return [str(self.out / n) for n in names]
+
+    def abort(self) -> None:
+        shutil.rmtree(self.stage, ignore_errors=True)
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def _clean(o):
+    """NaN -> None so results.json is strict JSON."""
+    if isinstance(o, float) and math.isnan(o):
+        return None
+    if isinstance(o, dict):
+        return {k: _clean(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_clean(v) for v in o]
+    return o
+
+
+def write_report(out_dir, *, task: str, data_desc: dict, protocol: dict, results: list, config: dict,
+                 command: str = "", published: Optional[dict] = None) -> dict:
+    """Write the report of one task. Returns ``{"files": [...], "summary": {method: {metric: summary}}}``."""
+    agg = aggregate(results)
+    classes = data_desc["classes"]
+    stage = StagedOutput(out_dir)
+    try:
+        folder = stage.stage
+        plots = _plots(agg, classes, folder)
+        # results.csv
+        with open(folder / "results.csv", "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["task", "method", "split", "seed", *METRICS, "n_train", "n_val", "n_test", "seconds"])
+            for m, a in agg.items():
+                for u in a["units"]:
+                    w.writerow([task, m, u["split"], u["seed"], *[_fmt(u["metrics"][k]) for k in METRICS],
+                                u["n_train"], u["n_val"], u["n_test"], u["seconds"]])
+                for stat in ("mean", "std", "half_range"):
+                    w.writerow([task, m, stat, "", *[_fmt(a["summary"][k][stat]) for k in METRICS], "", "", "", ""])
+        # predictions.csv
+        with open(folder / "predictions.csv", "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["method", "split", "test_index", "y_true", *[f"p_{c}" for c in classes]])
+            for m, a in agg.items():
+                for u in a["units"]:
+                    for i, y, p in zip(u["test_index"], u["y_true"], u["proba"]):
+                        w.writerow([m, u["split"], i, y, *[f"{v:.6g}" for v in p]])
+        summary = {m: a["summary"] for m, a in agg.items()}
+        payload = {"task": task, "command": command, "data": data_desc, "label_map": data_desc["label_map"],
+                   "protocol": protocol, "config": config, "environment": environment(),
+                   "summary": summary,
+                   "units": [{k: v for k, v in u.items() if k not in ("proba", "y_true", "test_index")}
+                             for u in results],
+                   "confusion": {m: a.get("confusion") for m, a in agg.items()}}
+        (folder / "results.json").write_text(json.dumps(_clean(payload), indent=2, default=_json_default) + "\n")
+        (folder / "report.md").write_text(_markdown(task, data_desc, protocol, agg, plots, command, payload,
+                                                    published))
+        files = stage.commit()
+    except BaseException:
+        stage.abort()
+        raise
+    return {"files": files, "summary": summary}
+
+
+def _fmt(v):
+    return "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.6f}"
+
+
+def _markdown(task, data_desc, protocol, agg, plots, command, payload, published) -> str:
+    lines = [f"# genodiff benchmark: {task}", ""]
+    if command:
+        lines += ["Reproduce with:", "", "```", command, "```", ""]
+    env = payload["environment"]
+    git = env.get("git") or {}
+    lines += [f"genodiff {env['versions'].get('genodiff')}, torch {env['versions'].get('torch')}, scikit-learn "
+              f"{env['versions'].get('scikit-learn')}, git {git.get('commit', 'unknown')}"
+              f"{' (uncommitted changes)' if git.get('dirty') else ''}.", ""]
+    lines += ["## Data", "", f"Source: `{data_desc.get('source')}`", "",
+              "Class mapping (class names sorted; id = position):", ""]
+    lines += [_table_row(["id", "class"]), _table_row(["---", "---"])]
+    lines += [_table_row([i, f"`{c}`"]) for c, i in data_desc["label_map"].items()]
+    lines += ["", _table_row(["split", "records", "class counts", "length"]), _table_row(["---"] * 4)]
+    for name, s in data_desc["splits"].items():
+        counts = ", ".join(f"{k}: {v}" for k, v in s["class_counts"].items())
+        lines.append(_table_row([name, s["n"], counts, f"{s['min_length']}-{s['max_length']}"]))
+    if data_desc.get("notes"):
+        lines += [""] + [f"- {n}" for n in data_desc["notes"]]
+    lines += ["", "## Protocol", ""]
+    lines += [f"- {k}: {v}" for k, v in protocol.items()]
+    lines += ["", "## Results", "",
+              "mean ± (max-min)/2 over splits (the papers' ±); standard deviation in results.csv/json.", ""]
+    lines += [_table_row(["method", *METRICS, "std(acc)", "seconds"]), _table_row(["---"] * (len(METRICS) + 3))]
+    for m, a in agg.items():
+        secs = sum(u["seconds"] for u in a["units"])
+        lines.append(_table_row([m, *[fmt_pm(a["summary"][k]) for k in METRICS],
+                                 f"{a['summary']['accuracy']['std']:.3f}", f"{secs:.0f}"]))
+    if published:
+        caveat = ("" if str(protocol.get("protocol", "")).startswith("paper") else
+                  " They come from the paper protocol on the official train/test split, not from this "
+                  "cross-validation, so they are context, not a like-for-like comparison.")
+        lines += ["", f"Published accuracy for reference ({published['source']}).{caveat}", "",
+                  _table_row(list(published["values"])), _table_row(["---"] * len(published["values"])),
+                  _table_row([f"{v[0]:.3f} ± {v[1]:.3f}" for v in published["values"].values()])]
+    lines += ["", "### Per split", "", _table_row(["method", "split", "seed", *METRICS, "n_train/val/test"]),
+              _table_row(["---"] * (len(METRICS) + 4))]
+    for m, a in agg.items():
+        for u in a["units"]:
+            lines.append(_table_row([m, u["split"], u["seed"], *[_fmt(u["metrics"][k])[:6] or "n/a" for k in METRICS],
+                                     f"{u['n_train']}/{u['n_val']}/{u['n_test']}"]))
+    lines += ["", "## Plots", ""]
+    names = {f"m{i}": m for i, m in enumerate(agg)}
+    for p in plots:
+        stem = p[:-4]
+        label = stem
+        for slug, m in names.items():
+            if stem.endswith("_" + slug):
+                label = stem[: -len(slug) - 1] + f" ({m})"
+        lines.append(f"![{label}]({p})")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def write_suite_report(out_dir, rows: list, config: dict, command: str = "") -> list:
+    """One table for several tasks in the papers' layout: rows = tasks, columns = our methods then the
+    published models (reference only). ``rows``: ``[{task, title, summary: {method: {accuracy: ...}},
+    published: {model: (mean, pm)} | None, report_dir}]``."""
+    from genodiff.benchmarks.published import PUBLISHED_MODELS, PUBLISHED_SOURCE
+
+    methods = []
+    for r in rows:
+        for m in r["summary"]:
+            if m not in methods:
+                methods.append(m)
+    stage = StagedOutput(out_dir)
+    try:
+        header = ["task", *methods, *[f"{m} (published)" for m in PUBLISHED_MODELS]]
+        md = ["# genodiff benchmark suite", ""]
+        if command:
+            md += ["```", command, "```", ""]
+        md += ["Top-1 accuracy, mean ± (max-min)/2 over splits. Published columns are for reference only: "
+               f"{PUBLISHED_SOURCE}. They use the official train/test split (paper protocol); rows run with "
+               "`protocol=cv` are not directly comparable.", "", _table_row(header), _table_row(["---"] * len(header))]
+        with open(stage.stage / "suite.csv", "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["task", "method", "accuracy_mean", "accuracy_half_range", "accuracy_std", "source"])
+            for r in rows:
+                cells = [r["title"]]
+                for m in methods:
+                    s = r["summary"].get(m, {}).get("accuracy")
+                    cells.append(fmt_pm(s) if s else "")
+                    if s:
+                        w.writerow([r["task"], m, _fmt(s["mean"]), _fmt(s["half_range"]), _fmt(s["std"]), "genodiff"])
+                pub = r.get("published") or {}
+                for m in PUBLISHED_MODELS:
+                    v = pub.get(m)
+                    cells.append(f"{v[0]:.3f} ± {v[1]:.3f}" if v else "")
+                    if v:
+                        w.writerow([r["task"], m, v[0], v[1], "", "published"])
+                md.append(_table_row(cells))
+        md += ["", "Per-task reports: " + ", ".join(f"[{r['task']}]({r['report_dir']}/report.md)" for r in rows), ""]
+        (stage.stage / "suite.md").write_text("\n".join(md))
+        (stage.stage / "suite.json").write_text(json.dumps(_clean({"rows": rows, "config": config,
+                                                                   "environment": environment(),
+                                                                   "published_source": PUBLISHED_SOURCE}),
+                                                           indent=2, default=_json_default) + "\n")
+        return stage.commit()
+    except BaseException:
+        stage.abort()
+        raise

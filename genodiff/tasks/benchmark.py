@@ -1,0 +1,313 @@
+"""``genodiff benchmark <task|path|suite> [key=value ...]``: genomic sequence classification benchmark.
+
+``task`` is one of
+
+* a Genomic Benchmarks task name (``human_nontata_promoters``, ...; files from ``genodiff data download
+  gb_<task>``, or ``data.root=<folder>`` with the materialized ``{train,test}/<class>/*.txt`` layout);
+* a task preset in ``configs/benchmark/tasks/<name>.yaml`` (e.g. ``gb_nontata_test``, ``gue_prom_core_all``);
+* a path: a CSV/TSV/parquet file with sequence + label columns, a folder with split tables
+  (``train.csv``, ``dev.csv``, ``test.csv``: GUE style) or a Genomic Benchmarks materialized folder;
+* ``suite``: every task in ``suite.tasks``, plus one table in the papers' layout.
+
+Protocols: ``cv`` (stratified k-fold on one labeled set, inner stratified train/val split per fold for early
+stopping) and ``paper`` (per seed a 90/10 train/val split of the official train split, best checkpoint by val
+accuracy, scored on the official test split). ``auto``: ``paper`` when the task has train and test splits.
+
+Outputs (Hydra run dir, else ``output_dir``): report.md, results.csv, results.json, predictions.csv and PNG
+plots, written to a staging folder and moved into place at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from genodiff.errors import InputError
+
+__all__ = ["run", "load_task", "method_specs", "resolve_path"]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+# ------------------------------------------------------------------------------------------- paths
+def shared_root() -> Path:
+    return Path(os.environ.get("GENODIFF_SHARED", REPO_ROOT.parent / "shared"))
+
+
+def resolve_path(text: str) -> Path:
+    """``shared:<rel>`` -> ``$GENODIFF_SHARED`` (default ``<repo>/../shared``)/<rel>; relative paths are
+    tried against the working directory, then the repository root."""
+    if text.startswith("shared:"):
+        return shared_root() / text[len("shared:"):]
+    p = Path(text).expanduser()
+    if p.is_absolute() or p.exists():
+        return p
+    alt = REPO_ROOT / p
+    return alt if alt.exists() else p
+
+
+def _task_presets() -> dict:
+    folder = resources.files("genodiff.configs").joinpath("benchmark").joinpath("tasks")
+    if not folder.is_dir():
+        return {}
+    return {p.name[:-5]: p for p in folder.iterdir() if p.name.endswith(".yaml")}
+
+
+def _plain(x):
+    return OmegaConf.to_container(x, resolve=True) if isinstance(x, DictConfig) or OmegaConf.is_list(x) else x
+
+
+# ------------------------------------------------------------------------------------------- data
+def load_task(task: str, data_cfg: dict, cache_dir: Optional[str] = None):
+    """Resolve ``task`` to ``(BenchmarkData, meta)``; ``meta`` has ``published`` (GB task name or None)."""
+    from genodiff.benchmarks import datasets as ds
+    from genodiff.benchmarks.gb import GB_TASKS, load_gb_task
+
+    data_cfg = dict(data_cfg or {})
+    max_length = data_cfg.get("max_length")
+    cols = dict(seq_column=data_cfg.get("seq_column"), label_column=data_cfg.get("label_column"),
+                where=data_cfg.get("where"))
+    presets = _task_presets()
+    meta: dict = {"published": None, "title": task}
+    if task in presets:
+        import yaml
+
+        with resources.as_file(presets[task]) as p:
+            spec = yaml.safe_load(Path(p).read_text()) or {}
+        unknown = set(spec) - {"path", "published", "title", "seq_column", "label_column", "where", "description"}
+        if unknown:
+            raise InputError(f"configs/benchmark/tasks/{task}.yaml: unknown key(s) {', '.join(sorted(unknown))}")
+        for k in ("seq_column", "label_column", "where"):
+            if spec.get(k) is not None and cols[k] is None:
+                cols[k] = spec[k]
+        meta.update(published=spec.get("published"), title=spec.get("title", task),
+                    description=spec.get("description"))
+        data, _ = load_task(str(resolve_path(spec["path"])), {**data_cfg, **cols}, cache_dir)
+        data.name = task
+        return data, meta
+    if task in GB_TASKS:
+        meta.update(published=task)
+        from genodiff.benchmarks.published import TASK_TITLES
+
+        meta["title"] = TASK_TITLES.get(task, task)
+        root = data_cfg.get("root")
+        if root:
+            data = ds.load_gb_folder(resolve_path(str(root)), max_length)
+            data.name = task
+        else:
+            data = load_gb_task(task, cache_dir, max_length)
+        return data, meta
+    path = resolve_path(task)
+    if path.is_dir():
+        if ds.is_gb_folder(path):
+            data = ds.load_gb_folder(path, max_length)
+        else:
+            data = ds.load_split_folder(path, max_length=max_length, **cols)
+        if data.name in GB_TASKS:
+            meta["published"] = data.name
+        return data, meta
+    if path.is_file():
+        return ds.load_table(path, max_length=max_length, **cols), meta
+    known = sorted(set(GB_TASKS) | set(presets))
+    raise InputError(f"task '{task}': not a known task ({', '.join(known)}, suite) and no such file or folder")
+
+
+def _subsample(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(labels))
+    if n is None or n >= len(labels):
+        return idx
+    keep, _ = train_test_split(idx, train_size=int(n), random_state=seed, shuffle=True, stratify=labels)
+    return np.sort(keep)
+
+
+# ------------------------------------------------------------------------------------------- methods
+def method_specs(cfg: DictConfig) -> list:
+    """Method spec dicts (see :mod:`genodiff.benchmarks.runner`) for ``cfg.methods``."""
+    specs = []
+    for name in list(cfg.methods):
+        if name == "kmer_lr":
+            k = _plain(cfg.kmer_lr)
+            specs.append({"kind": "kmer_lr", "label": f"k-mer LR (k={','.join(map(str, k['ks']))})", **k})
+        elif name == "cnn":
+            c = _plain(cfg.cnn)
+            specs.append({"kind": "cnn", "label": "CNN (GB baseline)", "cnn": c.get("net") or {},
+                          "train": c.get("train") or {}})
+        elif name == "neural":
+            m = dict(_plain(cfg.model))
+            head = {k: m.pop(k, d) for k, d in (("init", None), ("pooling", "mean"), ("rc", "auto"),
+                                                ("dropout", 0.0), ("label", None))}
+            mname = m.pop("name", None)
+            config = m.pop("config", None) or {}
+            config.update(m)
+            init = head["init"]
+            pretrained = init not in (None, "", "random")
+            label = head["label"] or _backbone_label(mname, config)
+            label = f"{label} [{Path(str(init)).name if pretrained else 'random init'}]"
+            specs.append({"kind": "neural", "label": label, "name": mname, "config": config,
+                          "init": str(resolve_path(str(init))) if pretrained else None,
+                          "pooling": head["pooling"], "rc": head["rc"], "dropout": head["dropout"],
+                          "train": _plain(cfg.train)})
+        else:
+            raise InputError(f"methods: unknown method '{name}' (choose from kmer_lr, cnn, neural)")
+    if not specs:
+        raise InputError("methods: empty list")
+    return specs
+
+
+def _backbone_label(name, config: dict) -> str:
+    size = "x".join(str(config[k]) for k in ("d_model", "n_layer") if k in config)
+    size = size or "x".join(str(config[k]) for k in ("hidden_size", "n_blocks") if k in config)
+    return f"{name} {size}".strip()
+
+
+# ------------------------------------------------------------------------------------------- run
+def _output_dir(cfg: DictConfig) -> Path:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        if HydraConfig.initialized():
+            out = HydraConfig.get().runtime.output_dir
+            if out:
+                return Path(out)
+    except Exception:
+        pass
+    if cfg.get("output_dir"):
+        return Path(str(cfg.output_dir))
+    return Path("outputs/benchmark") / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+
+
+def _command(cfg: DictConfig) -> str:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        if HydraConfig.initialized():
+            ov = [o for o in HydraConfig.get().overrides.task if not o.startswith("task=")]
+            return " ".join(["genodiff benchmark", str(cfg.task), *ov])
+    except Exception:
+        pass
+    return f"genodiff benchmark {cfg.task} (composed config in results.json)"
+
+
+def _validate(cfg: DictConfig) -> None:
+    if cfg.protocol not in ("auto", "cv", "paper"):
+        raise InputError(f"protocol must be auto, cv or paper, got {cfg.protocol!r}")
+    if int(cfg.cv.folds) < 2:
+        raise InputError(f"cv.folds must be >= 2, got {cfg.cv.folds}")
+    for key in ("cv.val_fraction", "paper.val_fraction"):
+        v = float(OmegaConf.select(cfg, key))
+        if not 0.0 <= v < 0.5:
+            raise InputError(f"{key} must be in [0, 0.5), got {v}")
+
+
+def run_task(cfg: DictConfig, task: str, out_dir: Path, command: str) -> dict:
+    from genodiff.benchmarks.folds import cv_splits, paper_splits
+    from genodiff.benchmarks.published import PUBLISHED, PUBLISHED_SOURCE
+    from genodiff.benchmarks.report import write_report
+    from genodiff.benchmarks.runner import run_units
+
+    data_cfg = _plain(cfg.data)
+    data, meta = load_task(task, data_cfg, cfg.get("cache_dir"))
+    specs = method_specs(cfg)
+    seed = int(cfg.seed)
+    protocol = cfg.protocol
+    if protocol == "auto":
+        protocol = "paper" if {"train", "test"} <= set(data.splits) else "cv"
+    notes = list(data.notes)
+    sub = data_cfg.get("subsample")
+    if protocol == "paper":
+        if not {"train", "test"} <= set(data.splits):
+            raise InputError(f"protocol=paper needs official train and test splits; task '{task}' has "
+                             f"{', '.join(data.splits)} (use protocol=cv)")
+        train, test = data.splits["train"], data.splits["test"]
+        if sub:
+            train = train.subset(_subsample(train.labels, int(sub), seed))
+            notes.append(f"train split subsampled (stratified, seed {seed}) to {len(train)} records")
+        sets = {"train": train, "test": test}
+        splits = paper_splits(train.labels, len(test), [int(s) for s in cfg.paper.seeds],
+                              float(cfg.paper.val_fraction))
+        proto = {"protocol": "paper: per seed a stratified random (1 - val_fraction)/val_fraction split of the "
+                             "official train split, best checkpoint by val accuracy, scored on the official test "
+                             "split", "seeds": list(cfg.paper.seeds), "val_fraction": float(cfg.paper.val_fraction)}
+    else:
+        which = data_cfg.get("split") or "auto"
+        if which == "auto":
+            which = "all" if "all" in data.splits else ("train" if "train" in data.splits else next(iter(data.splits)))
+        if which not in data.splits:
+            raise InputError(f"data.split={which}: task '{task}' has splits {', '.join(data.splits)}")
+        labeled = data.splits[which]
+        if sub:
+            labeled = labeled.subset(_subsample(labeled.labels, int(sub), seed))
+            notes.append(f"labeled set subsampled (stratified, seed {seed}) to {len(labeled)} records")
+        sets = {"all": labeled}
+        splits = cv_splits(labeled.labels, int(cfg.cv.folds), seed, float(cfg.cv.val_fraction))
+        proto = {"protocol": f"cv: {int(cfg.cv.folds)}-fold StratifiedKFold(shuffle=True, random_state={seed}) "
+                             f"on split '{which}'; per fold a stratified inner train/val split "
+                             f"(val_fraction {float(cfg.cv.val_fraction)}, seed {seed}+1000+fold) for early "
+                             "stopping; the held-out fold is used only for scoring",
+                 "folds": int(cfg.cv.folds), "seed": seed, "split": which}
+    proto["methods"] = [s["label"] for s in specs]
+    desc = data.describe()
+    desc["notes"] = notes
+    desc["used"] = {k: {"n": len(v), "class_counts": v.class_counts()} for k, v in sets.items()}
+    results = run_units(specs, splits, sets, n_jobs=cfg.n_jobs, progress=bool(cfg.progress),
+                        torch_threads=cfg.get("torch_threads"), log=bool(cfg.get("log_units", True)))
+    published = None
+    if meta.get("published") in PUBLISHED:
+        published = {"source": PUBLISHED_SOURCE, "values": PUBLISHED[meta["published"]]}
+    config = OmegaConf.to_container(cfg, resolve=True)
+    config["task"] = task
+    rep = write_report(out_dir, task=task, data_desc=desc, protocol=proto, results=results, config=config,
+                       command=command, published=published)
+    return {"task": task, "title": meta.get("title", task), "output_dir": str(out_dir), "files": rep["files"],
+            "summary": rep["summary"], "published": published["values"] if published else None,
+            "protocol": protocol, "label_map": desc["label_map"]}
+
+
+def run(cfg: DictConfig) -> dict:
+    """Entry point of ``genodiff benchmark``. Returns ``{"output_dir", "files", "summary", ...}``."""
+    if not cfg.get("task"):
+        raise InputError("benchmark: missing task (usage: genodiff benchmark <task|path|suite> [key=value ...])")
+    _validate(cfg)
+    out = _output_dir(cfg)
+    command = _command(cfg)
+    task = str(cfg.task)
+    if task != "suite":
+        res = run_task(cfg, task, out, command)
+        _print_summary(res)
+        return res
+    from genodiff.benchmarks.report import write_suite_report
+
+    tasks = list(cfg.suite.tasks)
+    if not tasks:
+        raise InputError("suite.tasks: empty list")
+    rows = []
+    for t in tasks:
+        from genodiff.benchmarks.datasets import _stem
+
+        sub = re.sub(r"[^A-Za-z0-9._-]+", "_", _stem(Path(str(t)))) or "task"
+        res = run_task(cfg, str(t), out / sub, command)
+        _print_summary(res)
+        rows.append({"task": str(t), "title": res["title"], "summary": res["summary"],
+                     "published": res["published"], "report_dir": sub, "protocol": res["protocol"]})
+    files = write_suite_report(out, rows, OmegaConf.to_container(cfg, resolve=True), command)
+    print(f"suite table: {out / 'suite.md'}")
+    return {"task": "suite", "output_dir": str(out), "files": files, "rows": rows}
+
+
+def _print_summary(res: dict) -> None:
+    from genodiff.benchmarks.report import fmt_pm
+
+    print(f"{res['task']}: {res['protocol']}, classes {res['label_map']}")
+    for m, s in res["summary"].items():
+        print(f"  {m:<40} accuracy {fmt_pm(s['accuracy'])}  macro-F1 {fmt_pm(s['f1_macro'])}  "
+              f"MCC {fmt_pm(s['mcc'])}  AUROC {fmt_pm(s['auroc'])}")
+    print(f"  report: {Path(res['output_dir']) / 'report.md'}")

@@ -1,0 +1,155 @@
+"""The benchmark task end to end on small generated data: report files, label mapping, protocols, suite,
+bad inputs (one line, nothing half-written), parallel == serial, and the CLI when registered."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_module
+
+from genodiff.errors import InputError
+from genodiff.tasks.benchmark import run
+
+from bench_helpers import motif_csv, motif_dataset, write_gb_folder
+
+FAST = ["progress=false", "n_jobs=1", "kmer_lr.ks=[2,3]", "kmer_lr.Cs=[1.0]",
+        "cnn.train.max_steps=6", "cnn.train.eval_every=3", "cnn.train.batch_size=16",
+        "train.max_steps=2", "train.eval_every=1", "train.batch_size=16", "train.warmup_steps=1",
+        "model.d_model=8", "model.n_layer=1"]
+
+
+def compose_cfg(overrides):
+    with initialize_config_module("genodiff.configs", version_base="1.3"):
+        return compose("benchmark", overrides=overrides)
+
+
+def test_config_composes_with_presets():
+    cfg = compose_cfg(["task=x", "benchmark/preset=cpu", "model=caduceus_ph", "model.init=/ckpt"])
+    assert cfg.data.subsample == 2000 and cfg.train.max_steps == 200
+    assert cfg.model.name == "caduceus_ph" and cfg.model.rc == "auto" and cfg.model.init == "/ckpt"
+    from genodiff.tasks.benchmark import method_specs
+
+    spec = method_specs(cfg)[2]
+    assert spec["name"] == "caduceus_ph" and spec["config"] == {"d_model": 118, "n_layer": 4}
+    assert spec["init"] == "/ckpt" and spec["label"] == "caduceus_ph 118x4 [ckpt]"
+
+
+def test_cv_report_files(tmp_path):
+    data = motif_csv(tmp_path, 60)
+    out = tmp_path / "out"
+    res = run(compose_cfg([f"task={data}", f"output_dir={out}", "cv.folds=3", *FAST]))
+    assert res["protocol"] == "cv" and res["label_map"] == {"0": 0, "1": 1}
+    for name in ("report.md", "results.csv", "results.json", "predictions.csv", "per_fold.png",
+                 "confusion_m0.png", "roc_m0.png", "confusion_m2.png"):
+        assert (out / name).is_file(), name
+    assert not list(out.glob(".staging-*"))
+    payload = json.loads((out / "results.json").read_text())
+    assert payload["label_map"] == {"0": 0, "1": 1}
+    assert payload["config"]["seed"] == 0 and payload["config"]["cv"]["folds"] == 3
+    assert "versions" in payload["environment"] and "git" in payload["environment"]
+    assert len(payload["units"]) == 9
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    methods = {r["method"] for r in rows}
+    assert len(methods) == 3
+    kmer = [r for r in rows if r["method"].startswith("k-mer")]
+    folds = [float(r["accuracy"]) for r in kmer if r["split"].startswith("fold")]
+    half = [float(r["accuracy"]) for r in kmer if r["split"] == "half_range"][0]
+    assert half == pytest.approx((max(folds) - min(folds)) / 2, abs=1e-6)
+    report = (out / "report.md").read_text()
+    assert "| 0 | `0` |" in report and "| 1 | `1` |" in report
+    preds = list(csv.DictReader((out / "predictions.csv").open()))
+    idx = sorted(int(r["test_index"]) for r in preds if r["method"].startswith("k-mer"))
+    assert idx == list(range(60))  # every record predicted exactly once across folds
+
+
+def test_gb_folder_paper_protocol_and_suite(tmp_path):
+    seqs, labels = motif_dataset(60, 30, seed=4)
+    neg = [s for s, y in zip(seqs, labels) if y == 0]
+    pos = [s for s, y in zip(seqs, labels) if y == 1]
+    root = write_gb_folder(tmp_path / "toy_task", {"train": {"positive": pos[:20], "negative": neg[:20]},
+                                                   "test": {"negative": neg[20:], "positive": pos[20:]}})
+    out = tmp_path / "paper"
+    res = run(compose_cfg([f"task={root}", f"output_dir={out}", "methods=[kmer_lr]", "paper.seeds=[0,1]", *FAST]))
+    assert res["protocol"] == "paper" and res["label_map"] == {"negative": 0, "positive": 1}
+    payload = json.loads((out / "results.json").read_text())
+    assert [u["split"] for u in payload["units"]] == ["seed0", "seed1"]
+    assert all(u["n_test"] == 20 and u["n_train"] + u["n_val"] == 40 for u in payload["units"])
+    # suite over two tasks
+    other = motif_csv(tmp_path, 40)
+    out2 = tmp_path / "suite"
+    res = run(compose_cfg(["task=suite", f"output_dir={out2}", f"suite.tasks=[{root},{other}]",
+                           "methods=[kmer_lr]", "cv.folds=2", "paper.seeds=[0]", *FAST]))
+    assert (out2 / "suite.md").is_file() and (out2 / "suite.csv").is_file()
+    assert (out2 / "toy_task" / "report.md").is_file() and (out2 / "motif" / "report.md").is_file()
+    table = (out2 / "suite.md").read_text()
+    assert "Caduceus-PS (published)" in table and "toy_task" in table
+
+
+@pytest.mark.parametrize("overrides, match", [
+    (["task=/definitely/not/here.csv"], "not a known task"),
+    (["task=null"], "missing task"),
+    (["protocol=bogus"], "protocol must be"),
+    (["methods=[svm]"], "unknown method"),
+    (["data.label_column=nope"], "missing label column 'nope'"),
+    (["protocol=paper"], "protocol=paper needs official train and test"),
+])
+def test_bad_inputs_one_line_nothing_written(tmp_path, overrides, match):
+    data = motif_csv(tmp_path, 40)
+    out = tmp_path / "out"
+    with pytest.raises(InputError, match=match) as e:
+        run(compose_cfg([f"task={data}", f"output_dir={out}", *FAST, *overrides]))
+    assert "\n" not in str(e.value)
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_failure_mid_run_leaves_no_report(tmp_path, monkeypatch):
+    from genodiff.benchmarks import report
+
+    data = motif_csv(tmp_path, 40)
+    out = tmp_path / "out"
+
+    def boom(*a, **k):
+        raise RuntimeError("plot failed")
+
+    monkeypatch.setattr(report, "_plots", boom)
+    with pytest.raises(RuntimeError):
+        run(compose_cfg([f"task={data}", f"output_dir={out}", "methods=[kmer_lr]", "cv.folds=2", *FAST]))
+    assert not any(out.iterdir())
+
+
+def test_parallel_equals_serial(tmp_path):
+    data = motif_csv(tmp_path, 60)
+    res = {}
+    for jobs in (1, 2):
+        out = tmp_path / f"j{jobs}"
+        r = run(compose_cfg([f"task={data}", f"output_dir={out}", "methods=[kmer_lr]", "cv.folds=2", *FAST,
+                             f"n_jobs={jobs}"]))
+        res[jobs] = r["summary"]
+    assert res[1] == res[2]
+
+
+def _cli_registered() -> bool:
+    from genodiff import cli
+
+    return "benchmark" in getattr(cli, "JOBS", {})
+
+
+@pytest.mark.skipif(not _cli_registered(), reason="benchmark job not registered in genodiff/cli.py yet")
+def test_cli(tmp_path):
+    data = motif_csv(tmp_path, 40)
+    out = tmp_path / "cli"
+    proc = subprocess.run([sys.executable, "-m", "genodiff.cli", "benchmark", str(data), "methods=[kmer_lr]",
+                           "cv.folds=2", f"hydra.run.dir={out}", *FAST], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "report.md").is_file()
+    bad = subprocess.run([sys.executable, "-m", "genodiff.cli", "benchmark", str(tmp_path / "missing.csv")],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0
+    assert bad.stderr.startswith("genodiff: error:")
