@@ -52,12 +52,12 @@ register(Job("info", "print versions, devices, usable kernels and the data cache
 register(
     Job(
         "data",
-        "download, verify or prepare (encode) a genome dataset",
+        "download, verify or prepare (encode) a genome dataset; train a BPE tokenizer on text",
         "data",
         "genodiff.tasks.data",
         positionals=("action", "dataset"),
-        usage="genodiff data {download,verify,prepare} <dataset|path.fa> [key=value ...]",
-        choices={"action": ("download", "verify", "prepare")},
+        usage="genodiff data {download,verify,prepare} <dataset|path.fa> | genodiff data tokenizer <files> [vocab_size=N out_dir=...]",
+        choices={"action": ("download", "verify", "prepare", "tokenizer")},
     )
 )
 register(Job("finetune", "fine-tune a pretrained backbone with the MDLM objective (default: MDLM on genome windows)",

@@ -519,6 +519,10 @@ def _prepare_local(name: str, fasta: Path, folder: Path, cfg: DictConfig, action
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Run one data action (see the module docstring); returns a JSON-serialisable report."""
     action = cfg.get("action")
+    if action == "tokenizer":
+        from genodiff.tasks.text_data import run_tokenizer
+
+        return run_tokenizer(cfg)
     if action not in ACTIONS:
         raise InputError(f"config key 'action': expected one of {', '.join(ACTIONS)}, got {action!r}")
     dataset = cfg.get("dataset")

@@ -136,6 +136,10 @@ def _output_dir(cfg: DictConfig) -> Path:
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
+    if cfg.get("data") is not None and cfg.data.get("kind") == "text":
+        from genodiff.tasks.text_evaluate import run as text_run
+
+        return text_run(cfg)
     from genodiff.training.datamodule import GenomeDataConfig, GenomeDataModule
 
     checkpoints = list(cfg.get("checkpoints") or [])

@@ -16,7 +16,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from genodiff.errors import InputError
 
@@ -85,6 +85,11 @@ def _resume_path(cfg: DictConfig, run_dir: Path) -> str | None:
     return str(path)
 
 
+def _plain(value):
+    """OmegaConf containers -> plain Python (hyper-parameters in checkpoints must load with weights_only)."""
+    return OmegaConf.to_container(value, resolve=True) if isinstance(value, (DictConfig, ListConfig)) else value
+
+
 def build_run(cfg: DictConfig, run_dir: Path):
     """(LightningModule, DataModule, Trainer kwargs, batch plan) from a composed training config."""
     from genodiff.training.batching import plan_batches
@@ -94,18 +99,25 @@ def build_run(cfg: DictConfig, run_dir: Path):
     trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
     plan = plan_batches(int(cfg.global_batch_size), world_size_of(trainer_cfg), int(cfg.max_per_device_batch_size))
     data_cfg = OmegaConf.to_container(cfg.data, resolve=True)
-    try:
-        data_config = GenomeDataConfig(**data_cfg)
-    except TypeError as exc:
-        raise InputError(f"data: {exc}") from None
-    datamodule = GenomeDataModule(data_config, batch_size=plan.per_device_batch_size, max_steps=int(cfg.max_steps),
-                                  accumulate_grad_batches=plan.accumulate_grad_batches)
+    if data_cfg.get("kind") == "text":  # cfg went through resolve_text_config (vocab, model.vocab_size)
+        from genodiff.training.text_datamodule import TextDataModule
+
+        datamodule = TextDataModule(data_cfg, batch_size=plan.per_device_batch_size, max_steps=int(cfg.max_steps),
+                                    accumulate_grad_batches=plan.accumulate_grad_batches)
+    else:
+        data_cfg.pop("kind", None)
+        try:
+            data_config = GenomeDataConfig(**data_cfg)
+        except TypeError as exc:
+            raise InputError(f"data: {exc}") from None
+        datamodule = GenomeDataModule(data_config, batch_size=plan.per_device_batch_size,
+                                      max_steps=int(cfg.max_steps), accumulate_grad_batches=plan.accumulate_grad_batches)
     optim = OmegaConf.to_container(cfg.optim, resolve=True)
     optim.setdefault("max_steps", int(cfg.max_steps))
     module = DiffusionLitModule(
         model=OmegaConf.to_container(cfg.model, resolve=True),
         objective=OmegaConf.to_container(cfg.objective, resolve=True),
-        optim=optim, vocab=cfg.get("vocab", "dna"), ema_decay=cfg.get("ema_decay"), seed=int(cfg.seed),
+        optim=optim, vocab=_plain(cfg.get("vocab", "dna")), ema_decay=cfg.get("ema_decay"), seed=int(cfg.seed),
         init=cfg.get("init"),
     )
     return module, datamodule, trainer_cfg, plan
@@ -191,7 +203,11 @@ class ExportOnFitEnd(L.Callback):
 
     def on_fit_end(self, trainer, module):
         if trainer.is_global_zero:
-            export_model(module, self.run_dir, self.cfg)
+            datamodule = trainer.datamodule
+            extra = datamodule.export_extra() if hasattr(datamodule, "export_extra") else None
+            path = export_model(module, self.run_dir, self.cfg, extra)
+            if hasattr(datamodule, "write_export_files"):  # text: the tokenizer, into export/tokenizer/
+                datamodule.write_export_files(path)
 
 
 def _model_spec(module) -> dict:
@@ -212,6 +228,9 @@ def run(cfg: DictConfig, callbacks=()) -> dict[str, Any]:
     """Train, keep the best and last checkpoints, export the EMA weights; returns a summary dict.
 
     ``callbacks``: extra Lightning callbacks (for notebooks and tests)."""
+    from genodiff.training.text_datamodule import resolve_text_config
+
+    cfg = resolve_text_config(cfg)  # data.kind=text: vocab and model.vocab_size from the tokenizer; else unchanged
 
     run_dir = output_dir(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -231,6 +250,7 @@ def run(cfg: DictConfig, callbacks=()) -> dict[str, Any]:
         "batch_plan": {"global": plan.global_batch_size, "per_device": plan.per_device_batch_size,
                        "accumulate": plan.accumulate_grad_batches, "world_size": plan.world_size},
         "split_windows": datamodule.split_sizes(), "seconds": round(time.time() - started, 2),
+        "vocab": OmegaConf.to_container(cfg.vocab, resolve=True) if isinstance(cfg.vocab, DictConfig) else cfg.vocab,
         "metrics": {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1},
     }
     if cfg.get("export", True):

@@ -156,6 +156,10 @@ class GenomeDataModule(L.LightningDataModule):
         self.genome: EncodedGenome | None = None
         self.intervals: dict[str, list] = {}
 
+    def prepare_data(self) -> None:
+        """Generate / encode the genome once (rank 0 of each node) before any process opens it."""
+        _resolve_sources(self.config)
+
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
