@@ -35,19 +35,6 @@ def resolve_export(path: str | Path) -> Path:
     raise InputError(f"checkpoints: {path} is not a genodiff export or run folder (no genodiff.json)")
 
 
-def pick_method(objective, requested: str) -> str:
-    """``auto``: the time-agnostic ``num_masked`` estimator for MDLM without time conditioning
-    (finite variance), ``antithetic`` otherwise."""
-    if requested != "auto":
-        return requested
-    from genodiff.diffusion.objectives import MDLMObjective
-
-    if isinstance(objective, MDLMObjective) and not objective.config.time_conditioning \
-            and objective.config.time == "continuous":
-        return "num_masked"
-    return "antithetic"
-
-
 def load_for_scoring(folder: str | Path, device: str | torch.device = "cpu"):
     """(denoiser callable, objective, vocab, spec) of an exported model, ready for likelihood estimation."""
     from genodiff.training.export import load_export
@@ -112,15 +99,16 @@ def markov_rows(datamodule, orders, alpha: float, max_train_bases: int, split: s
 def render_report(results: dict) -> str:
     lines = [f"# genodiff evaluate: {results['split']} split", "",
              f"Data: `{results['data']}`; {results['windows']} windows of {results['window']} bp; "
-             f"{results['num_samples']} samples per sequence ({results['method']}). Bits per base are upper "
-             "bounds for diffusion models (NELBO) and exact for Markov chains; ± is one standard error.", "",
-             "| model | bits/base | ± | perplexity bound |", "| --- | ---: | ---: | ---: |"]
+             f"{results['num_samples']} samples per sequence. Bits per base are upper bounds for diffusion models "
+             "(NELBO), exact for AR models and Markov chains; ± is one standard error of the estimate.", "",
+             "| model | estimator | bits/base | ± | perplexity bound |", "| --- | --- | ---: | ---: | ---: |"]
     for row in results["rows"]:
         bpb = row.get("bits_per_base")
         if bpb is None:
-            lines.append(f"| {row['model']} | n/a ({row.get('note', '')}) | | |")
+            lines.append(f"| {row['model']} | | n/a ({row.get('note', '')}) | | |")
             continue
-        lines.append(f"| {row['model']} | {bpb:.4f} | {row.get('bits_per_base_stderr', 0.0):.4f} | "
+        estimator = row.get("estimator", "exact")
+        lines.append(f"| {row['model']} | {estimator} | {bpb:.4f} | {row.get('bits_per_base_stderr', 0.0):.4f} | "
                      f"{row['perplexity_bound']:.4f} |")
     best = results.get("markov")
     if best:
@@ -140,6 +128,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         from genodiff.tasks.text_evaluate import run as text_run
 
         return text_run(cfg)
+    from genodiff.generate.scoring import pick_method
     from genodiff.training.datamodule import GenomeDataConfig, GenomeDataModule
 
     checkpoints = list(cfg.get("checkpoints") or [])
@@ -158,7 +147,6 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         else datamodule._eval_loader(split)
     started = time.time()
     rows: list[dict] = []
-    method_used = str(cfg.method)
     for folder in exports:
         denoiser, objective, _vocab, spec = load_for_scoring(folder, device)
         name = f"{spec['model'].get('name')} / {spec['objective'].get('name')} ({folder})"
@@ -166,10 +154,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             rows.append({"model": name, "kind": "model", "bits_per_base": None,
                          "note": "MLM has no likelihood bound"})
             continue
-        method_used = pick_method(objective, str(cfg.method))
+        method = pick_method(objective, str(cfg.method))  # auto: num_masked for MDLM without time conditioning
         batches = (batch["input_ids"].to(device) for batch in loader)
-        stats = nelbo_on_batches(denoiser, objective, batches, int(cfg.num_samples), method_used, int(cfg.seed))
-        rows.append({"model": name, "kind": "model", "checkpoint": str(folder), **stats})
+        stats = nelbo_on_batches(denoiser, objective, batches, int(cfg.num_samples), method, int(cfg.seed))
+        rows.append({"model": name, "kind": "model", "checkpoint": str(folder), "estimator": method, **stats})
     markov = None
     if cfg.get("markov_orders"):
         markov_table, markov = markov_rows(datamodule, [int(k) for k in cfg.markov_orders], float(cfg.markov_alpha),
@@ -177,7 +165,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         rows += markov_table
     results = {
         "split": split, "data": data_cfg.get("dataset") or data_cfg.get("fasta"), "window": datamodule.config.window,
-        "windows": len(datamodule.datasets[split]), "num_samples": int(cfg.num_samples), "method": method_used,
+        "windows": len(datamodule.datasets[split]), "num_samples": int(cfg.num_samples), "method": str(cfg.method),
         "rows": rows, "markov": markov, "seconds": round(time.time() - started, 2),
         "config": OmegaConf.to_container(cfg, resolve=True),
     }

@@ -34,7 +34,8 @@ __all__ = ["text_nelbo", "generative_perplexity", "read_samples", "mean_entropy"
 def text_nelbo(export: str | Path, datamodule, split: str = "test", num_samples: int = 8, method: str = "auto",
                seed: int = 0, device: str = "cpu") -> dict[str, float]:
     """NELBO statistics of ``export`` on ``split`` of a set-up :class:`TextDataModule` (nats per token)."""
-    from genodiff.tasks.evaluate import load_for_scoring, nelbo_on_batches, pick_method
+    from genodiff.generate.scoring import pick_method
+    from genodiff.tasks.evaluate import load_for_scoring, nelbo_on_batches
 
     denoiser, objective, vocab, spec = load_for_scoring(export, device)
     loader = {"test": datamodule.test_dataloader, "valid": datamodule.val_dataloader}.get(split)

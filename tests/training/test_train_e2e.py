@@ -57,7 +57,7 @@ def test_export_holds_ema_weights_and_evaluate_reads_it(tmp_path):
     assert 1.0 < model_row["bits_per_base"] < 3.0 and model_row["bits_per_base_stderr"] > 0
     assert {r["model"] for r in results["rows"][1:]} == {"Markov order 0", "Markov order 2"}
     assert (tmp_path / "eval" / "report.md").read_text().count("Markov order") >= 2
-    assert json.loads((tmp_path / "eval" / "results.json").read_text())["method"] == "num_masked"
+    assert json.loads((tmp_path / "eval" / "results.json").read_text())["rows"][0]["estimator"] == "num_masked"
 
 
 KILL_SCRIPT = """
