@@ -25,7 +25,6 @@ import gzip
 from pathlib import Path
 from typing import Mapping, Optional, Union
 
-import numpy as np
 
 from genodiff.benchmarks.datasets import BenchmarkData, class_order, encode_sequences, LabeledSet, map_labels
 from genodiff.errors import InputError

@@ -24,7 +24,7 @@ import re
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf

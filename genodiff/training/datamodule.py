@@ -144,17 +144,73 @@ def _collate(items: list) -> dict[str, torch.Tensor]:
     return {"input_ids": torch.stack(items)}
 
 
-class GenomeDataModule(L.LightningDataModule):
+class StepDataModule(L.LightningDataModule):
+    """Shared loaders of the genome and text DataModules.
+
+    Subclasses fill ``self.datasets`` (train/valid/test) in ``setup``, set ``collate_fn`` and say what an
+    empty split means in ``empty_split_message``. Training batches come from :class:`StepBatchSampler`
+    starting at ``global_step * accumulate`` (exact resumption); evaluation loaders give each rank a
+    disjoint share (the module sums the metrics over ranks).
+    """
+
+    collate_fn = None
+
+    def __init__(self, batch_size: int, max_steps: int, accumulate_grad_batches: int):
+        super().__init__()
+        self.batch_size, self.max_steps, self.accumulate = batch_size, max_steps, accumulate_grad_batches
+        self.datasets: dict[str, Any] = {}
+
+    def empty_split_message(self, split: str) -> str:
+        return f"data: the {split} split has no usable items"
+
+    def split_sizes(self) -> dict[str, int]:
+        return {split: len(ds) for split, ds in self.datasets.items()}
+
+    def train_dataloader(self) -> DataLoader:
+        trainer = self.trainer
+        start = trainer.global_step * self.accumulate if trainer is not None else 0
+        rank = trainer.global_rank if trainer is not None else 0
+        world = trainer.world_size if trainer is not None else 1
+        if len(self.datasets["train"]) == 0:
+            raise InputError(self.empty_split_message("train"))
+        sampler = StepBatchSampler(len(self.datasets["train"]), self.batch_size, self.config.seed,
+                                   self.max_steps * self.accumulate, start, rank, world)
+        return DataLoader(self.datasets["train"], batch_sampler=sampler, collate_fn=type(self).collate_fn,
+                          num_workers=self.config.num_workers, persistent_workers=False)
+
+    def _eval_loader(self, split: str) -> DataLoader:
+        ds = self.datasets[split]
+        if len(ds) == 0:
+            raise InputError(self.empty_split_message(split))
+        trainer = self.trainer
+        if trainer is not None and trainer.world_size > 1:  # each rank scores a disjoint share, summed later
+            ds = torch.utils.data.Subset(ds, range(trainer.global_rank, len(ds), trainer.world_size))
+        return DataLoader(ds, batch_size=self.batch_size, shuffle=False, collate_fn=type(self).collate_fn,
+                          num_workers=self.config.num_workers)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader("valid")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader("test")
+
+
+class GenomeDataModule(StepDataModule):
     """Train/valid/test genome windows for the training, evaluation and scoring jobs."""
+
+    collate_fn = staticmethod(_collate)
 
     def __init__(self, config: GenomeDataConfig | dict, batch_size: int = 8, max_steps: int = 1000,
                  accumulate_grad_batches: int = 1):
-        super().__init__()
+        super().__init__(batch_size, max_steps, accumulate_grad_batches)
         self.config = config if isinstance(config, GenomeDataConfig) else GenomeDataConfig(**dict(config))
-        self.batch_size, self.max_steps, self.accumulate = batch_size, max_steps, accumulate_grad_batches
-        self.datasets: dict[str, GenomeWindowDataset] = {}
         self.genome: EncodedGenome | None = None
         self.intervals: dict[str, list] = {}
+
+    def empty_split_message(self, split: str) -> str:
+        if split == "train":
+            return "data: the training split has no usable windows"
+        return f"data: the {split} split has no usable windows (check the intervals or *_tail_bp)"
 
     def prepare_data(self) -> None:
         """Generate / encode the genome once (rank 0 of each node) before any process opens it."""
@@ -177,35 +233,6 @@ class GenomeDataModule(L.LightningDataModule):
                 ds = GenomeWindowDataset(self.genome, ds.windows.subset(keep), max_n_fraction=cfg.max_n_fraction,
                                          seed=cfg.seed)
             self.datasets[split] = ds
-
-    def split_sizes(self) -> dict[str, int]:
-        return {split: len(ds) for split, ds in self.datasets.items()}
-
-    def train_dataloader(self) -> DataLoader:
-        trainer = self.trainer
-        start = trainer.global_step * self.accumulate if trainer is not None else 0
-        rank = trainer.global_rank if trainer is not None else 0
-        world = trainer.world_size if trainer is not None else 1
-        sampler = StepBatchSampler(len(self.datasets["train"]), self.batch_size, self.config.seed,
-                                   self.max_steps * self.accumulate, start, rank, world)
-        return DataLoader(self.datasets["train"], batch_sampler=sampler, collate_fn=_collate,
-                          num_workers=self.config.num_workers, persistent_workers=False)
-
-    def _eval_loader(self, split: str) -> DataLoader:
-        ds = self.datasets[split]
-        if len(ds) == 0:
-            raise InputError(f"data: the {split} split has no usable windows (check the intervals or *_tail_bp)")
-        trainer = self.trainer
-        if trainer is not None and trainer.world_size > 1:  # each rank scores a disjoint share, summed later
-            ds = torch.utils.data.Subset(ds, range(trainer.global_rank, len(ds), trainer.world_size))
-        return DataLoader(ds, batch_size=self.batch_size, shuffle=False, collate_fn=_collate,
-                          num_workers=self.config.num_workers)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._eval_loader("valid")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._eval_loader("test")
 
     def split_sequences(self, split: str) -> Iterator[np.ndarray]:
         """Token arrays (uint8, + strand) of every window of ``split`` (for the Markov baseline)."""

@@ -22,15 +22,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from genodiff.data.text_corpus import TextSourceConfig, TokenCache, build_token_cache
 from genodiff.data.text_tokenizers import TextTokenizer, load_tokenizer, vocab_spec
 from genodiff.errors import InputError
-from genodiff.training.datamodule import StepBatchSampler
+from genodiff.training.datamodule import StepDataModule
 
 __all__ = ["TextDataConfig", "TextDataModule", "PackedTextDataset", "PaddedTextDataset", "text_collate",
            "resolve_text_config", "is_text_config"]
@@ -164,15 +163,15 @@ def text_collate(items: list[dict]) -> dict[str, torch.Tensor]:
             "attention_mask": torch.stack([it["attention_mask"] for it in items])}
 
 
-class TextDataModule(L.LightningDataModule):
+class TextDataModule(StepDataModule):
     """Train/valid/test text items for the training, evaluation and sampling jobs (see module docstring)."""
+
+    collate_fn = staticmethod(text_collate)
 
     def __init__(self, config: TextDataConfig | dict, batch_size: int = 8, max_steps: int = 1000,
                  accumulate_grad_batches: int = 1):
-        super().__init__()
+        super().__init__(batch_size, max_steps, accumulate_grad_batches)
         self.config = config if isinstance(config, TextDataConfig) else TextDataConfig.from_dict(dict(config))
-        self.batch_size, self.max_steps, self.accumulate = batch_size, max_steps, accumulate_grad_batches
-        self.datasets: dict[str, Dataset] = {}
         self._tokenizer: TextTokenizer | None = None
         self.caches: dict[str, TokenCache] = {}
         self.cache_folder = None
@@ -203,38 +202,12 @@ class TextDataModule(L.LightningDataModule):
                 ds = ds.subset(np.linspace(0, len(ds) - 1, cfg.max_eval_items).round().astype(np.int64))
             self.datasets[split] = ds
 
-    def split_sizes(self) -> dict[str, int]:
-        return {split: len(ds) for split, ds in self.datasets.items()}
-
-    def train_dataloader(self) -> DataLoader:
-        trainer = self.trainer
-        start = trainer.global_step * self.accumulate if trainer is not None else 0
-        rank = trainer.global_rank if trainer is not None else 0
-        world = trainer.world_size if trainer is not None else 1
-        if len(self.datasets["train"]) == 0:
-            raise InputError(f"data: the training split has no items of {self.config.seq_len} tokens "
-                             "(more text or a smaller data.seq_len)")
-        sampler = StepBatchSampler(len(self.datasets["train"]), self.batch_size, self.config.seed,
-                                   self.max_steps * self.accumulate, start, rank, world)
-        return DataLoader(self.datasets["train"], batch_sampler=sampler, collate_fn=text_collate,
-                          num_workers=self.config.num_workers, persistent_workers=False)
-
-    def _eval_loader(self, split: str) -> DataLoader:
-        ds = self.datasets[split]
-        if len(ds) == 0:
-            raise InputError(f"data: the {split} split has no items of {self.config.seq_len} tokens "
-                             "(raise data.valid_fraction / data.test_fraction or lower data.seq_len)")
-        trainer = self.trainer
-        if trainer is not None and trainer.world_size > 1:
-            ds = torch.utils.data.Subset(ds, range(trainer.global_rank, len(ds), trainer.world_size))
-        return DataLoader(ds, batch_size=self.batch_size, shuffle=False, collate_fn=text_collate,
-                          num_workers=self.config.num_workers)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._eval_loader("valid")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._eval_loader("test")
+    def empty_split_message(self, split: str) -> str:
+        if split == "train":
+            return (f"data: the training split has no items of {self.config.seq_len} tokens "
+                    "(more text or a smaller data.seq_len)")
+        return (f"data: the {split} split has no items of {self.config.seq_len} tokens "
+                "(raise data.valid_fraction / data.test_fraction or lower data.seq_len)")
 
     def state_dict(self) -> dict[str, Any]:
         return {"seed": self.config.seed, "batch_size": self.batch_size, "seq_len": self.config.seq_len,
