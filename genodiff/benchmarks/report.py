@@ -75,14 +75,11 @@ def _table_row(cells) -> str:
 
 
 def _plots(agg: dict, classes: list, folder: Path) -> list:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from genodiff.analysis.plots import new_figure
     from sklearn.metrics import confusion_matrix, roc_curve
 
     files = []
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = new_figure(figsize=(6, 3.5))
     methods = list(agg)
     splits = [u["split"] for u in agg[methods[0]]["units"]] if methods else []
     width = 0.8 / max(1, len(methods))
@@ -97,14 +94,13 @@ def _plots(agg: dict, classes: list, folder: Path) -> list:
     ax.set_title("accuracy per split")
     fig.tight_layout()
     fig.savefig(folder / "per_fold.png", dpi=100)
-    plt.close(fig)
     files.append("per_fold.png")
     for i, m in enumerate(methods):
         y = np.asarray(agg[m]["y_true"])
         p = np.asarray(agg[m]["proba"])
         slug = f"m{i}"
         cm = confusion_matrix(y, p.argmax(1), labels=list(range(len(classes))))
-        fig, ax = plt.subplots(figsize=(3.5, 3.2))
+        fig, ax = new_figure(figsize=(3.5, 3.2))
         ax.imshow(cm, cmap="Blues")
         for a in range(cm.shape[0]):
             for b in range(cm.shape[1]):
@@ -118,11 +114,10 @@ def _plots(agg: dict, classes: list, folder: Path) -> list:
         ax.set_title(f"{m} (all splits pooled)", fontsize=8)
         fig.tight_layout()
         fig.savefig(folder / f"confusion_{slug}.png", dpi=100)
-        plt.close(fig)
         files.append(f"confusion_{slug}.png")
         agg[m]["confusion"] = cm.tolist()
         if len(classes) == 2 and len(np.unique(y)) == 2:
-            fig, ax = plt.subplots(figsize=(3.5, 3.2))
+            fig, ax = new_figure(figsize=(3.5, 3.2))
             for u in agg[m]["units"]:
                 fpr, tpr, _ = roc_curve(u["y_true"], np.asarray(u["proba"])[:, 1])
                 ax.plot(fpr, tpr, lw=1, label=f"{u['split']} {u['metrics']['auroc']:.3f}")
@@ -133,7 +128,6 @@ def _plots(agg: dict, classes: list, folder: Path) -> list:
             ax.legend(fontsize=6)
             fig.tight_layout()
             fig.savefig(folder / f"roc_{slug}.png", dpi=100)
-            plt.close(fig)
             files.append(f"roc_{slug}.png")
     return files
 

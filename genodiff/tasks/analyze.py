@@ -42,13 +42,10 @@ def _read(path, what: str, max_bases: int) -> list[str]:
 
 
 def _plots(out: Path, sets: dict, stats: dict, kmax: int) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from genodiff.analysis.plots import new_figure
 
     files = []
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = new_figure(figsize=(6, 4))
     bins = np.linspace(0, 1, 41)
     for label in sets:
         gc = stats[label]["_gc"]
@@ -60,10 +57,9 @@ def _plots(out: Path, sets: dict, stats: dict, kmax: int) -> list[str]:
     ax.legend()
     fig.tight_layout()
     fig.savefig(out / "gc.png", dpi=100)
-    plt.close(fig)
     files.append("gc.png")
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = new_figure(figsize=(6, 4))
     for label in sets:
         js = stats[label].get("kmer_js_bits")
         if js and label != "reference":
@@ -75,10 +71,9 @@ def _plots(out: Path, sets: dict, stats: dict, kmax: int) -> list[str]:
     ax.legend()
     fig.tight_layout()
     fig.savefig(out / "kmer_js.png", dpi=100)
-    plt.close(fig)
     files.append("kmer_js.png")
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = new_figure(figsize=(6, 4))
     for label in sets:
         dist = np.asarray(stats[label]["homopolymer"]["length_distribution"])
         if dist.sum() > 0:
@@ -89,12 +84,11 @@ def _plots(out: Path, sets: dict, stats: dict, kmax: int) -> list[str]:
     ax.legend()
     fig.tight_layout()
     fig.savefig(out / "homopolymer.png", dpi=100)
-    plt.close(fig)
     files.append("homopolymer.png")
 
     k = min(3, kmax)
     ref = stats["reference"]["_spectra"][k]
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig, ax = new_figure(figsize=(5, 5))
     for label in sets:
         if label != "reference":
             ax.scatter(ref, stats[label]["_spectra"][k], s=8, label=label, alpha=0.7)
@@ -105,7 +99,6 @@ def _plots(out: Path, sets: dict, stats: dict, kmax: int) -> list[str]:
     ax.legend()
     fig.tight_layout()
     fig.savefig(out / f"kmer{k}_scatter.png", dpi=100)
-    plt.close(fig)
     files.append(f"kmer{k}_scatter.png")
     return files
 
