@@ -13,11 +13,26 @@ Table 1, as stored in a public text extraction of the PDF); no value differed. N
 column (header order CNN, HyenaDNA, Mamba, Caduceus-Ph, Caduceus-PS); the CNN, HyenaDNA, Caduceus-Ph and
 Caduceus-PS columns are also quoted identically by a later paper (JanusDNA) that reprints this table.
 Only the numbers were checked; the split/checkpoint details in the protocol sentence above were not.
+
+``PUBLISHED_MDLM``: Sahoo S. S., Arriola M., Schiff Y., Gokaslan A., Marroquin E., Chiu J. T., Rush A.,
+Kuleshov V. "Simple and Effective Masked Diffusion Language Models", NeurIPS 2024 (arXiv:2406.07524), Table 7
+"Genomic Benchmarks": top-1 accuracy across 5-fold cross-validation for a pre-trained AR Mamba and a pre-trained
+Caduceus fine-tuned with different objectives. Columns as in the paper: Mamba AR (465K), Caduceus MLM (467K),
+Caduceus Plaid (507K), Caduceus SEDD (467K), Caduceus MDLM (467K; "MDLM (ours)" in the paper). The paper's
+caption says: "Error bars indicate the difference between the maximum and minimum values across 5 random seeds
+used for CV", i.e. ± is stated as (max - min), not (max - min) / 2 as for ``PUBLISHED`` above.
+All 40 values were read from stored public text extractions of the paper's PDF (two independent extractions,
+identical values; the arXiv version of those PDFs was not identified). One cell is garbled in both extractions
+(Human NonTATA Promoters / Caduceus Plaid: "0.935 {±01007}", "0.935 {±0l007}"); 0.007 is the reading given by the
+second extraction's corrected overlay and by a slide deck that reprints the table. That slide deck differs from
+both PDF extractions in two ± values (Human Enhancers Cohn / Caduceus MLM: ±0.011 vs ±0.001; Human OCR Ensembl /
+Caduceus MLM: ±0.004 vs ±0.000); the PDF values are kept here.
 """
 
 from __future__ import annotations
 
-__all__ = ["PUBLISHED", "PUBLISHED_SOURCE", "PUBLISHED_MODELS", "TASK_TITLES"]
+__all__ = ["PUBLISHED", "PUBLISHED_SOURCE", "PUBLISHED_MODELS", "TASK_TITLES",
+           "PUBLISHED_MDLM", "PUBLISHED_MDLM_MODELS", "PUBLISHED_MDLM_SOURCE"]
 
 PUBLISHED_SOURCE = ("Schiff et al., Caduceus, ICML 2024 (arXiv:2403.03234), Genomic Benchmarks table; "
                     "top-1 accuracy, mean ± (max-min)/2 over 5 seeds; values checked against the paper's text "
@@ -55,4 +70,39 @@ PUBLISHED = {
                           "Caduceus-Ph": (0.828, 0.006), "Caduceus-PS": (0.818, 0.006)},
     "human_nontata_promoters": {"CNN": (0.861, 0.009), "HyenaDNA": (0.944, 0.002), "Mamba": (0.933, 0.007),
                                 "Caduceus-Ph": (0.946, 0.007), "Caduceus-PS": (0.945, 0.010)},
+}
+
+PUBLISHED_MDLM_SOURCE = ("Sahoo et al., Simple and Effective Masked Diffusion Language Models, NeurIPS 2024 "
+                         "(arXiv:2406.07524; arXiv version of the read PDF text not identified), Table 7 "
+                         "'Genomic Benchmarks'; top-1 accuracy across 5-fold CV, ± = difference between the maximum "
+                         "and minimum values across 5 random seeds (as stated in the caption)")
+
+PUBLISHED_MDLM_MODELS = ("Mamba AR", "Caduceus MLM", "Caduceus Plaid", "Caduceus SEDD", "Caduceus MDLM")
+
+#: task -> model -> (mean accuracy, ± as printed: max - min over 5 seeds)
+PUBLISHED_MDLM = {
+    "dummy_mouse_enhancers_ensembl": {"Mamba AR": (0.763, 0.008), "Caduceus MLM": (0.810, 0.016),
+                                      "Caduceus Plaid": (0.745, 0.079), "Caduceus SEDD": (0.784, 0.058),
+                                      "Caduceus MDLM": (0.795, 0.029)},
+    "demo_coding_vs_intergenomic_seqs": {"Mamba AR": (0.897, 0.004), "Caduceus MLM": (0.913, 0.003),
+                                         "Caduceus Plaid": (0.908, 0.003), "Caduceus SEDD": (0.913, 0.005),
+                                         "Caduceus MDLM": (0.913, 0.003)},
+    "demo_human_or_worm": {"Mamba AR": (0.967, 0.002), "Caduceus MLM": (0.970, 0.002),
+                           "Caduceus Plaid": (0.971, 0.001), "Caduceus SEDD": (0.970, 0.003),
+                           "Caduceus MDLM": (0.970, 0.003)},
+    "human_enhancers_cohn": {"Mamba AR": (0.734, 0.027), "Caduceus MLM": (0.737, 0.001),
+                             "Caduceus Plaid": (0.743, 0.010), "Caduceus SEDD": (0.746, 0.015),
+                             "Caduceus MDLM": (0.743, 0.016)},
+    "human_enhancers_ensembl": {"Mamba AR": (0.856, 0.003), "Caduceus MLM": (0.907, 0.000),
+                                "Caduceus Plaid": (0.885, 0.003), "Caduceus SEDD": (0.905, 0.006),
+                                "Caduceus MDLM": (0.899, 0.004)},
+    "human_ensembl_regulatory": {"Mamba AR": (0.861, 0.008), "Caduceus MLM": (0.874, 0.003),
+                                 "Caduceus Plaid": (0.868, 0.010), "Caduceus SEDD": (0.828, 0.037),
+                                 "Caduceus MDLM": (0.868, 0.004)},
+    "human_ocr_ensembl": {"Mamba AR": (0.806, 0.005), "Caduceus MLM": (0.821, 0.000),
+                          "Caduceus Plaid": (0.820, 0.004), "Caduceus SEDD": (0.816, 0.008),
+                          "Caduceus MDLM": (0.823, 0.008)},
+    "human_nontata_promoters": {"Mamba AR": (0.926, 0.008), "Caduceus MLM": (0.935, 0.014),
+                                "Caduceus Plaid": (0.935, 0.007), "Caduceus SEDD": (0.935, 0.014),
+                                "Caduceus MDLM": (0.940, 0.007)},
 }
