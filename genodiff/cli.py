@@ -160,9 +160,9 @@ def validate_overrides(job: Job, overrides: list[str]) -> None:
 
     Sweep overrides (``a=1,2`` under ``-m``) are checked with their first value.
     """
-    from hydra import compose, initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from genodiff.config import compose_config
 
     parser = OverridesParser.create()
     checked: list[str] = []
@@ -176,14 +176,10 @@ def validate_overrides(job: Job, overrides: list[str]) -> None:
             checked.append(f"{override.get_key_element()}={first}")
         else:
             checked.append(text)
-    GlobalHydra.instance().clear()
     try:
-        with initialize_config_module(config_module=CONFIG_PACKAGE, version_base="1.3"):
-            compose(config_name=job.config_name, overrides=checked)
+        compose_config(job.config_name, checked)
     except Exception as exc:  # ConfigCompositionException, MissingConfigException, ...
         raise InputError(f"config '{job.config_name}': {_config_error_line(exc)}") from None
-    finally:
-        GlobalHydra.instance().clear()
 
 
 def _first_line(exc: BaseException) -> str:

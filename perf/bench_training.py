@@ -21,9 +21,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from hydra import compose, initialize_config_module
-from hydra.core.global_hydra import GlobalHydra
-
+from genodiff.config import compose_config
 from genodiff.tasks import train
 
 SHARED = Path(os.environ.get("GENODIFF_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
@@ -55,10 +53,7 @@ def measure(model: str, steps: int, batch: int, length: int, run_dir: Path) -> d
                  f"max_per_device_batch_size={batch}", f"max_steps={steps}", "val_every_n_steps=0",
                  f"checkpoint_every_n_steps={steps}", "loggers=[]", "progress=false", "export=false",
                  f"output_dir={run_dir}", "trainer=cpu"]
-    GlobalHydra.instance().clear()
-    with initialize_config_module(config_module="genodiff.configs", version_base="1.3"):
-        cfg = compose(config_name="pretrain", overrides=overrides)
-    GlobalHydra.instance().clear()
+    cfg = compose_config("pretrain", overrides)
     timer = StepTimer()
     train.run(cfg, callbacks=[timer])
     step = timer.step[2:]

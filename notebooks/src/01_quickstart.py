@@ -30,13 +30,12 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from hydra import compose, initialize_config_module
 from IPython.display import Image, display
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 import genodiff
 from genodiff.analysis.sequence_stats import gc_values, js_divergence, kmer_spectrum
+from genodiff.config import compose_config
 from genodiff.data.genome import Genome
 from genodiff.data.intervals import read_bed
 from genodiff.generate.fasta import read_fasta
@@ -54,16 +53,6 @@ def shared_data() -> Path:
     """The read-only reference data: $GENODIFF_SHARED/data, else ../shared/data next to the repository."""
     root = os.environ.get("GENODIFF_SHARED") or Path(genodiff.__file__).resolve().parents[2] / "shared"
     return Path(root) / "data"
-
-
-def compose_config(job: str, overrides=()):
-    """The config `genodiff <job> <overrides>` would run, composed with Hydra (no code runs at compose time)."""
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_module(config_module="genodiff.configs", version_base="1.3"):
-            return compose(config_name=job, overrides=list(overrides))
-    finally:
-        GlobalHydra.instance().clear()
 
 
 def savefig(fig, name: str):

@@ -38,11 +38,10 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from hydra import compose, initialize_config_module
 from IPython.display import Image, display
-from hydra.core.global_hydra import GlobalHydra
 
 import genodiff
+from genodiff.config import compose_config
 from genodiff.benchmarks.published import (PUBLISHED, PUBLISHED_MDLM, PUBLISHED_MDLM_MODELS, PUBLISHED_MDLM_SOURCE,
                                            PUBLISHED_MODELS, PUBLISHED_SOURCE, TASK_TITLES)
 from genodiff.data.genome import Genome
@@ -59,16 +58,6 @@ def default_output(name: str) -> Path:
 def shared_root() -> Path:
     """The read-only reference folder: $GENODIFF_SHARED, else ../shared next to the repository."""
     return Path(os.environ.get("GENODIFF_SHARED") or Path(genodiff.__file__).resolve().parents[2] / "shared")
-
-
-def compose_config(job: str, overrides=()):
-    """The config `genodiff <job> <overrides>` would run, composed with Hydra."""
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_module(config_module="genodiff.configs", version_base="1.3"):
-            return compose(config_name=job, overrides=list(overrides))
-    finally:
-        GlobalHydra.instance().clear()
 
 
 def savefig(fig, name: str):

@@ -35,13 +35,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from hydra import compose, initialize_config_module
 from IPython.display import Image, display
-from hydra.core.global_hydra import GlobalHydra
 
 import genodiff
 from genodiff.analysis.markov import MarkovModel
 from genodiff.analysis.sequence_stats import kmer_spectrum
+from genodiff.config import compose_config
 from genodiff.data.genome import Genome
 from genodiff.data.tokenizer import DNATokenizer
 from genodiff.data.vocab import MASK_ID
@@ -60,16 +59,6 @@ def default_output(name: str) -> Path:
 def shared_root() -> Path:
     """The read-only reference folder: $GENODIFF_SHARED, else ../shared next to the repository."""
     return Path(os.environ.get("GENODIFF_SHARED") or Path(genodiff.__file__).resolve().parents[2] / "shared")
-
-
-def compose_config(job: str, overrides=()):
-    """The config `genodiff <job> <overrides>` would run, composed with Hydra."""
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_module(config_module="genodiff.configs", version_base="1.3"):
-            return compose(config_name=job, overrides=list(overrides))
-    finally:
-        GlobalHydra.instance().clear()
 
 
 def savefig(fig, name: str):

@@ -30,13 +30,11 @@ import shutil
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
-from hydra import compose, initialize_config_module
 from IPython.display import Image, display
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
+from genodiff.config import compose_config
 from genodiff.data.text_corpus import python_docs_documents
 from genodiff.tasks import sample, text_evaluate, text_train
 from genodiff.tasks.train import quiet_lightning_logging
@@ -46,16 +44,6 @@ def default_output(name: str) -> Path:
     """notebooks/_output/<name>, whether Jupyter was started in the repository or in notebooks/."""
     here = Path.cwd()
     return (here if here.name == "notebooks" else here / "notebooks") / "_output" / name
-
-
-def compose_config(job: str, overrides=()):
-    """The config `genodiff <job> <overrides>` would run, composed with Hydra."""
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_module(config_module="genodiff.configs", version_base="1.3"):
-            return compose(config_name=job, overrides=list(overrides))
-    finally:
-        GlobalHydra.instance().clear()
 
 
 def savefig(fig, name: str):

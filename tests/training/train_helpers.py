@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hydra import compose, initialize_config_module
-from hydra.core.global_hydra import GlobalHydra
+from genodiff.config import compose_config
 
 
 def tiny_config(job: str, run_dir: Path, *overrides: str, preset: str = "demo"):
@@ -15,9 +14,4 @@ def tiny_config(job: str, run_dir: Path, *overrides: str, preset: str = "demo"):
         "max_per_device_batch_size=4", "max_steps=6", "val_every_n_steps=3", "checkpoint_every_n_steps=2",
         "loggers=[csv]", "progress=false", f"output_dir={run_dir}", "model.d_model=16", "optim.warmup_steps=2",
     ]
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_module(config_module="genodiff.configs", version_base="1.3"):
-            return compose(config_name=job, overrides=base + list(overrides))
-    finally:
-        GlobalHydra.instance().clear()
+    return compose_config(job, base + list(overrides))
