@@ -157,7 +157,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         method = pick_method(objective, str(cfg.method))  # auto: num_masked for MDLM without time conditioning
         batches = (batch["input_ids"].to(device) for batch in loader)
         stats = nelbo_on_batches(denoiser, objective, batches, int(cfg.num_samples), method, int(cfg.seed))
-        rows.append({"model": name, "kind": "model", "checkpoint": str(folder), "estimator": method, **stats})
+        from genodiff.diffusion.objectives import ARObjective
+
+        estimator = "exact" if isinstance(objective, ARObjective) else method
+        rows.append({"model": name, "kind": "model", "checkpoint": str(folder), "estimator": estimator, **stats})
     markov = None
     if cfg.get("markov_orders"):
         markov_table, markov = markov_rows(datamodule, [int(k) for k in cfg.markov_orders], float(cfg.markov_alpha),
