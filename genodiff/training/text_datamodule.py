@@ -19,7 +19,7 @@ pure function of ``(seed, m, rank)`` and the loader resumes at ``trainer.global_
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -38,22 +38,11 @@ SPLITS = ("train", "valid", "test")
 
 
 @dataclass
-class TextDataConfig:
-    """Text data options (``configs/data/text_*.yaml``); source fields as in :class:`TextSourceConfig`."""
+class TextDataConfig(TextSourceConfig):
+    """Text data options (``configs/data/text_*.yaml``): the source fields of :class:`TextSourceConfig` plus
+    tokenization and loading."""
 
     kind: str = "text"
-    source: str = "local"
-    text_files: list = field(default_factory=list)
-    jsonl_field: str = "text"
-    line_documents: bool = False
-    hf_dataset: str | None = None
-    hf_config: str | None = None
-    hf_max_documents: int | None = None
-    synthetic: dict = field(default_factory=dict)
-    python_docs_min_chars: int = 200
-    valid_fraction: float = 0.05
-    test_fraction: float = 0.05
-    min_documents_for_split: int = 20
     tokenizer: Any = "byte"
     seq_len: int = 128
     mode: str = "wrap"
