@@ -2,6 +2,7 @@
 
     python perf/bench_generate.py [--checkpoint RUN_OR_EXPORT] [--num 100] [--length 1024] [--batch 100]
         [--configs ancestral:1024,cached:1024,first_hitting,ancestral:4096] [--threads 1] [--train-steps 100]
+        [--save-fasta DIR]
 
 Without ``--checkpoint`` a tiny Caduceus-PS (configs/model/caduceus_tiny.yaml: d_model 48, 2 layers) is
 trained for ``--train-steps`` steps on the built-in demo genome (window = ``--length``) and exported.
@@ -72,6 +73,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--train-steps", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--save-fasta", default=None, metavar="DIR",
+                    help="write each configuration's samples to DIR/<method>_<steps>_b<batch>.fa (to compare runs)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -116,6 +119,11 @@ def main() -> None:
             calls += c
             seqs += [C.decode(row) for row in tokens]
         wall, cpu = time.time() - wall0, time.process_time() - cpu0
+        if args.save_fasta:
+            out = Path(args.save_fasta)
+            out.mkdir(parents=True, exist_ok=True)
+            with open(out / f"{method}_{steps or 'exact'}_b{batch}.fa", "w") as fh:
+                fh.writelines(f">s{i}\n{s}\n" for i, s in enumerate(seqs))
         js = {k: js_divergence(kmer_spectrum(seqs, k), spectra_ref[k]) for k in range(1, 7)}
         row = {"sampler": method, "steps": steps or None, "batch": batch, "denoiser_calls": calls,
                "wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "js_bits": {k: round(v, 5) for k, v in js.items()}}

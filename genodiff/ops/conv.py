@@ -27,6 +27,12 @@ def causal_conv1d_cuda_available() -> bool:
         return False
 
 
+def _call_causal_conv1d(fn, x, weight, bias, activation):
+    """Call ``causal_conv1d_fn`` with ``activation`` by keyword: since causal-conv1d 1.2 the fourth
+    positional parameter is ``seq_idx``, so a positional ``activation`` would be taken for it."""
+    return fn(x, weight, bias, activation=activation)
+
+
 def _load_cuda_fn():
     global _cuda_fn
     if _cuda_fn is None:
@@ -98,5 +104,5 @@ def causal_conv1d(
     if x.is_cuda and 2 <= weight.shape[1] <= 4:
         fn = _load_cuda_fn()
         if fn:  # pragma: no cover - CUDA only
-            return fn(x, weight, bias, activation)
+            return _call_causal_conv1d(fn, x, weight, bias, activation)
     return causal_conv1d_ref(x, weight, bias, activation)

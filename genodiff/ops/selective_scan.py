@@ -62,6 +62,12 @@ def _load_mamba_fn():
     return _mamba_fn
 
 
+def _call_mamba_scan(fn, u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state):
+    """Call ``mamba_ssm``'s ``selective_scan_fn`` by keyword (its parameter names since mamba-ssm 1.0)."""
+    return fn(u, delta, A, B, C, D=D, z=z, delta_bias=delta_bias, delta_softplus=delta_softplus,
+              return_last_state=return_last_state)
+
+
 def _numba_module():
     """The numba kernel module, or None when numba is unavailable (result cached)."""
     from genodiff.ops import _scan_numba  # noqa: PLC0415 - light; imports numba lazily inside
@@ -222,7 +228,7 @@ def selective_scan(
             raise RuntimeError("selective_scan: backend='cuda' needs the mamba_ssm package")
         if not u.is_cuda:
             raise RuntimeError("selective_scan: backend='cuda' needs CUDA tensors")
-        return fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)  # pragma: no cover
+        return _call_mamba_scan(fn, u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
 
     cd = _compute_dtype(u)
     dt = delta.to(cd)
