@@ -28,7 +28,7 @@ def causal_conv1d_cuda_available() -> bool:
 
 
 def _call_causal_conv1d(fn, x, weight, bias, activation):
-    """Call ``causal_conv1d_fn`` with ``activation`` by keyword: since causal-conv1d 1.2 the fourth
+    """Call ``causal_conv1d_fn`` with ``activation`` by keyword: in current causal-conv1d releases the fourth
     positional parameter is ``seq_idx``, so a positional ``activation`` would be taken for it."""
     return fn(x, weight, bias, activation=activation)
 

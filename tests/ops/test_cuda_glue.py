@@ -1,7 +1,7 @@
 """The glue to the optional CUDA kernels (mamba-ssm, causal-conv1d), tested on the CPU.
 
-No GPU is needed: stand-in packages with the upstream call signatures (mamba-ssm 2.x
-``selective_scan_fn``; causal-conv1d >= 1.2 ``causal_conv1d_fn``, whose fourth positional parameter is
+No GPU is needed: stand-in packages with the upstream call signatures (mamba-ssm
+``selective_scan_fn``; current causal-conv1d ``causal_conv1d_fn``, whose fourth positional parameter is
 ``seq_idx``) are written to a temporary folder and put on ``sys.path``. They check the arguments the way
 the kernels do and compute with genodiff's float64 reference, so a wrong argument order or name fails
 here instead of on the first GPU run. The numerics of the real kernels are checked by perf/gpu_check.sh.
