@@ -20,6 +20,7 @@ import torch
 
 from genodiff.ops.conv import causal_conv1d_ref
 from genodiff.ops.selective_scan import selective_scan_ref
+from test_selective_scan import make_inputs  # tests/ops is on sys.path (pytest's default import mode)
 
 # the modules, not the functions of the same name that genodiff.ops re-exports
 scan_mod = importlib.import_module("genodiff.ops.selective_scan")
@@ -73,20 +74,12 @@ def fake_kernels(tmp_path, monkeypatch):
         del sys.modules[name]
 
 
-def _scan_inputs(batch, dim, L, N, seed, variable_groups=None):
-    g = torch.Generator().manual_seed(seed)
-    r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
-    bc_shape = (batch, N, L) if variable_groups is None else (batch, variable_groups, N, L)
-    return dict(u=r(batch, dim, L), delta=r(batch, dim, L) * 0.5, A=-torch.rand(dim, N, generator=g) - 0.5,
-                B=r(*bc_shape), C=r(*bc_shape), D=r(dim), z=r(batch, dim, L), delta_bias=r(dim) * 0.1)
-
-
 @pytest.mark.parametrize("shape", [(1, 2, 1, 3, None), (2, 4, 37, 4, None), (2, 4, 16, 2, 2)])
 @pytest.mark.parametrize("last_state", [False, True])
 def test_mamba_scan_glue_passes_every_argument(fake_kernels, shape, last_state):
     fn = scan_mod._load_mamba_fn()
     assert fn and fn.__module__ == "mamba_ssm.ops.selective_scan_interface"
-    inp = _scan_inputs(*shape[:4], seed=sum(shape[:4]), variable_groups=shape[4])
+    inp = make_inputs(*shape, seed=sum(shape[:4]))
     got = scan_mod._call_mamba_scan(fn, inp["u"], inp["delta"], inp["A"], inp["B"], inp["C"], inp["D"], inp["z"],
                                     inp["delta_bias"], True, last_state)
     want = selective_scan_ref(**inp, delta_softplus=True, return_last_state=last_state)
@@ -140,6 +133,6 @@ def test_installed_kernels_are_reported_but_unused_on_cpu(fake_kernels):
 
 
 def test_cuda_backend_refuses_cpu_tensors(fake_kernels):
-    inp = _scan_inputs(1, 2, 4, 2, seed=0)
+    inp = make_inputs(1, 2, 4, 2)
     with pytest.raises(RuntimeError, match="CUDA tensors"):
         scan_mod.selective_scan(**inp, backend="cuda")
