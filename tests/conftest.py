@@ -6,16 +6,11 @@ use it skip cleanly when it is absent.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def shared_root() -> Path:
-    return Path(os.environ.get("GENODIFF_SHARED", REPO_ROOT.parent / "shared"))
+from genodiff.data.manifest import shared_root
 
 
 @pytest.fixture(scope="session")

@@ -60,6 +60,12 @@ _HEX = {"md5": 32, "sha256": 64}
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
+def shared_root() -> Path:
+    """The read-only reference folder (real DNA, fixtures): ``$GENODIFF_SHARED`` if set, else ``../shared``
+    next to the repository checkout."""
+    return Path(os.environ.get("GENODIFF_SHARED") or Path(__file__).resolve().parents[3] / "shared")
+
+
 def default_cache_dir() -> Path:
     """``$GENODIFF_DATA`` if set, else ``<user cache dir>/genodiff`` (platformdirs)."""
     env = os.environ.get(ENV_VAR)

@@ -19,7 +19,6 @@ plots, written to a staging folder and moved into place at the end.
 
 from __future__ import annotations
 
-import os
 import re
 from datetime import datetime
 from importlib import resources
@@ -29,6 +28,7 @@ from typing import Optional
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from genodiff.data.manifest import shared_root
 from genodiff.errors import InputError
 
 __all__ = ["run", "load_task", "method_specs", "resolve_path"]
@@ -37,10 +37,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 # ------------------------------------------------------------------------------------------- paths
-def shared_root() -> Path:
-    return Path(os.environ.get("GENODIFF_SHARED", REPO_ROOT.parent / "shared"))
-
-
 def resolve_path(text: str) -> Path:
     """``shared:<rel>`` -> ``$GENODIFF_SHARED`` (default ``<repo>/../shared``)/<rel>; relative paths are
     tried against the working directory, then the repository root."""

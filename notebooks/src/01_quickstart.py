@@ -23,17 +23,17 @@ GENOME = "demo"        # "demo" (built-in, synthetic) or "chr2_slice" (real hg38
 SEED = 0
 
 # %%
-import os
 import shutil
+from functools import partial
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from IPython.display import Image, display
 from omegaconf import OmegaConf
 
 import genodiff
+from genodiff.analysis.notebook_helpers import default_output, save_figure, shared_data
 from genodiff.analysis.sequence_stats import gc_values, js_divergence, kmer_spectrum
 from genodiff.config import compose_config
 from genodiff.data.genome import Genome
@@ -43,27 +43,9 @@ from genodiff.tasks import evaluate, sample, train
 from genodiff.tasks.data import prepare_dataset
 
 
-def default_output(name: str) -> Path:
-    """notebooks/_output/<name>, whether Jupyter was started in the repository or in notebooks/."""
-    here = Path.cwd()
-    return (here if here.name == "notebooks" else here / "notebooks") / "_output" / name
-
-
-def shared_data() -> Path:
-    """The read-only reference data: $GENODIFF_SHARED/data, else ../shared/data next to the repository."""
-    root = os.environ.get("GENODIFF_SHARED") or Path(genodiff.__file__).resolve().parents[2] / "shared"
-    return Path(root) / "data"
-
-
-def savefig(fig, name: str):
-    """Write the figure as a PNG to OUTPUT_DIR and show that PNG (whatever matplotlib backend is active)."""
-    fig.savefig(OUTPUT_DIR / name, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    display(Image(filename=str(OUTPUT_DIR / name)))
-
-
 OUTPUT_DIR = Path(OUTPUT_DIR) if OUTPUT_DIR else default_output("01_quickstart")
 OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
+savefig = partial(save_figure, OUTPUT_DIR)  # savefig(fig, "name.png"): write, close, show
 print("genodiff", genodiff.__version__, "| outputs in", OUTPUT_DIR.resolve())
 
 # %% [markdown]

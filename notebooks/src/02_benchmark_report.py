@@ -32,15 +32,14 @@ SEED = 0
 
 # %%
 import json
-import os
+from functools import partial
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from IPython.display import Image, display
 
-import genodiff
+from genodiff.analysis.notebook_helpers import default_output, save_figure, shared_root
 from genodiff.config import compose_config
 from genodiff.benchmarks.published import (PUBLISHED, PUBLISHED_MDLM, PUBLISHED_MDLM_MODELS, PUBLISHED_MDLM_SOURCE,
                                            PUBLISHED_MODELS, PUBLISHED_SOURCE, TASK_TITLES)
@@ -49,26 +48,9 @@ from genodiff.tasks import benchmark
 from genodiff.tasks.data import prepare_dataset
 
 
-def default_output(name: str) -> Path:
-    """notebooks/_output/<name>, whether Jupyter was started in the repository or in notebooks/."""
-    here = Path.cwd()
-    return (here if here.name == "notebooks" else here / "notebooks") / "_output" / name
-
-
-def shared_root() -> Path:
-    """The read-only reference folder: $GENODIFF_SHARED, else ../shared next to the repository."""
-    return Path(os.environ.get("GENODIFF_SHARED") or Path(genodiff.__file__).resolve().parents[2] / "shared")
-
-
-def savefig(fig, name: str):
-    """Write the figure as a PNG to OUTPUT_DIR and show that PNG (whatever matplotlib backend is active)."""
-    fig.savefig(OUTPUT_DIR / name, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    display(Image(filename=str(OUTPUT_DIR / name)))
-
-
 OUTPUT_DIR = Path(OUTPUT_DIR) if OUTPUT_DIR else default_output("02_benchmark_report")
 OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
+savefig = partial(save_figure, OUTPUT_DIR)  # savefig(fig, "name.png"): write, close, show
 
 # %% [markdown]
 # ## Run the benchmark (or load an earlier run)

@@ -24,17 +24,16 @@ SEED = 0
 
 # %%
 import math
-import os
 import shutil
+from functools import partial
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from IPython.display import Image, display
 
-import genodiff
+from genodiff.analysis.notebook_helpers import default_output, save_figure, shared_root
 from genodiff.config import compose_config
 from genodiff.data.genome import Genome
 from genodiff.data.tokenizer import DNATokenizer
@@ -47,26 +46,9 @@ from genodiff.tasks import score, train
 from genodiff.tasks.data import prepare_dataset
 
 
-def default_output(name: str) -> Path:
-    """notebooks/_output/<name>, whether Jupyter was started in the repository or in notebooks/."""
-    here = Path.cwd()
-    return (here if here.name == "notebooks" else here / "notebooks") / "_output" / name
-
-
-def shared_root() -> Path:
-    """The read-only reference folder: $GENODIFF_SHARED, else ../shared next to the repository."""
-    return Path(os.environ.get("GENODIFF_SHARED") or Path(genodiff.__file__).resolve().parents[2] / "shared")
-
-
-def savefig(fig, name: str):
-    """Write the figure as a PNG to OUTPUT_DIR and show that PNG (whatever matplotlib backend is active)."""
-    fig.savefig(OUTPUT_DIR / name, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    display(Image(filename=str(OUTPUT_DIR / name)))
-
-
 OUTPUT_DIR = Path(OUTPUT_DIR) if OUTPUT_DIR else default_output("04_equivariance_likelihood")
 OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
+savefig = partial(save_figure, OUTPUT_DIR)  # savefig(fig, "name.png"): write, close, show
 torch.manual_seed(SEED)
 WINDOW = 128 if SMOKE else 256
 

@@ -27,35 +27,24 @@ SEED = 0
 # %%
 import json
 import shutil
+from functools import partial
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
-from IPython.display import Image, display
 from omegaconf import OmegaConf
 
+from genodiff.analysis.notebook_helpers import default_output, save_figure
 from genodiff.config import compose_config
 from genodiff.data.text_corpus import python_docs_documents
 from genodiff.tasks import sample, text_evaluate, text_train
 from genodiff.tasks.train import quiet_lightning_logging
 
 
-def default_output(name: str) -> Path:
-    """notebooks/_output/<name>, whether Jupyter was started in the repository or in notebooks/."""
-    here = Path.cwd()
-    return (here if here.name == "notebooks" else here / "notebooks") / "_output" / name
-
-
-def savefig(fig, name: str):
-    """Write the figure as a PNG to OUTPUT_DIR and show that PNG (whatever matplotlib backend is active)."""
-    fig.savefig(OUTPUT_DIR / name, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    display(Image(filename=str(OUTPUT_DIR / name)))
-
-
 quiet_lightning_logging()  # Lightning's logs once, without the advertising tip
 OUTPUT_DIR = Path(OUTPUT_DIR) if OUTPUT_DIR else default_output("05_text_path")
 OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
+savefig = partial(save_figure, OUTPUT_DIR)  # savefig(fig, "name.png"): write, close, show
 
 # %% [markdown]
 # ## Train MDLM (DiT) and AR (causal transformer)
