@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from genodiff.data.manifest import shared_root
 
@@ -20,6 +21,23 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"shared reference data not found at {path}")
     return path
+
+
+# Folders of many tiny models: intra-op threads only add contention there (and on a shared 2-core box).
+ONE_THREAD_FOLDERS = ("benchmarks", "diffusion", "text")
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread_for_tiny_models(request):
+    """Tests under ONE_THREAD_FOLDERS run with one torch intra-op thread (restored afterwards)."""
+    folder = Path(request.node.path).resolve().relative_to(Path(__file__).resolve().parent).parts[0]
+    if folder not in ONE_THREAD_FOLDERS:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(autouse=True)
