@@ -20,6 +20,7 @@ import sys
 from dataclasses import dataclass, field
 from importlib import resources
 
+from genodiff import __version__
 from genodiff.errors import InputError
 
 CONFIG_PACKAGE = "genodiff.configs"
@@ -66,9 +67,11 @@ register(Job("finetune", "fine-tune a pretrained backbone with the MDLM objectiv
 register(Job("pretrain", "train a backbone from scratch with objective=mdlm|ar|sedd|d3pm|mlm", "pretrain",
              "genodiff.tasks.train", preset_group="experiment/pretrain",
              usage="genodiff pretrain [preset] [objective=mdlm|ar|sedd|d3pm|mlm] [key=value ...]"))
-register(Job("evaluate", "held-out NELBO, bits/base and perplexity bound of exported models vs Markov baselines",
+register(Job("evaluate", "held-out NELBO, bits per base (or token) and perplexity bound of exported models; "
+             "DNA next to Markov baselines, text with the generative perplexity of samples",
              "evaluate", "genodiff.tasks.evaluate",
-             usage="genodiff evaluate checkpoints=[run_or_export,...] [data=demo|hg38|local] [split=test]"))
+             usage="genodiff evaluate checkpoints=[run_or_export,...] [data=demo|hg38|local|text_*] [split=test] "
+                   "[samples=<samples.jsonl> eval_model=<AR export>]"))
 register(Job("sample", "generate DNA (FASTA) or text from a trained model; prefix/suffix/infilling conditioning",
              "sample", "genodiff.tasks.sample", positionals=("kind",),
              usage="genodiff sample [dna|text] checkpoint=<run_or_export> [num_samples=N length=L sampler=...]",
@@ -99,8 +102,6 @@ def list_presets(group: str) -> list[str]:
 
 
 def help_text() -> str:
-    from genodiff import __version__
-
     lines = [
         f"genodiff {__version__}: masked diffusion language models for DNA and text",
         "",
@@ -226,8 +227,6 @@ def main(argv: list[str] | None = None) -> int:
         print(help_text())
         return 0
     if args[0] in {"-V", "--version"}:
-        from genodiff import __version__
-
         print(f"genodiff {__version__}")
         return 0
     name, rest = args[0], args[1:]

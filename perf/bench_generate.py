@@ -79,10 +79,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from genodiff.analysis.sequence_stats import js_divergence, kmer_spectrum
-    from genodiff.data import vocab as V
+    from genodiff.data.genome import vocab as V
     from genodiff.diffusion.sampling import Sampler
     from genodiff.generate import conditioning as C
-    from genodiff.generate.model import load_model
+    from genodiff.interop.export import load_model
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_generate_"))
     os.environ.setdefault("GENODIFF_DATA", str(tmp / "cache"))

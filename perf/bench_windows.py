@@ -10,7 +10,7 @@ chr2 slice (``../shared/data/hg38_chr2_slice`` or ``$GENODIFF_SHARED/data/...``)
   ``torch.LongTensor(list)``. (The real code goes through a Hugging Face ``CharacterTokenizer``, which is
   slower still, so this baseline is generous.) pyfaidx needs a plain/bgzip FASTA: the gzip slice is
   decompressed into a temporary directory first (not timed).
-* ``cache_item``: :class:`genodiff.data.windows.GenomeWindowDataset` ``__getitem__`` per window
+* ``cache_item``: :class:`genodiff.data.genome.windows.GenomeWindowDataset` ``__getitem__`` per window
   (memmap slice + lookup-table RC + one ``astype``), i.e. what a DataLoader worker does.
 * ``cache_batch``: ``GenomeWindowDataset.get_batch`` (one vectorized gather per batch of 256).
 
@@ -38,10 +38,10 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from genodiff.data.cache import build_encoded_cache  # noqa: E402
-from genodiff.data.intervals import Windows  # noqa: E402
-from genodiff.data.windows import GenomeWindowDataset  # noqa: E402
-from genodiff.data.vocab import TOKENS  # noqa: E402
+from genodiff.data.genome.cache import build_encoded_cache  # noqa: E402
+from genodiff.data.genome.intervals import Windows  # noqa: E402
+from genodiff.data.genome.windows import GenomeWindowDataset  # noqa: E402
+from genodiff.data.genome.vocab import TOKENS  # noqa: E402
 
 
 def _shared() -> Path:

@@ -1,6 +1,6 @@
 """Order-k Markov chain over A, C, G, T: the classical baseline every report shows beside a neural model.
 
-A sequence is given as DNA token ids (genodiff.data.vocab: A7 C8 G9 T10; anything else, e.g. N, breaks
+A sequence is given as DNA token ids (genodiff.data.genome.vocab: A7 C8 G9 T10; anything else, e.g. N, breaks
 the chain). Position ``i`` is scored with ``p(x_i | x_{i-k..i-1})`` only when its ``k`` predecessors and
 itself are all A/C/G/T and lie in the same sequence; for the first ``k`` bases of a run the chain falls
 back to the longest available context (orders ``k-1, ..., 0``), so every A/C/G/T base is scored exactly
@@ -14,34 +14,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from genodiff.data.vocab import A_ID, T_ID
+from genodiff.data.genome.alphabet import ids_to_base4, kmer_index
+from genodiff.data.genome.markov import MarkovTable, transition_counts
+from genodiff.data.genome.vocab import A_ID
 
 LN2 = float(np.log(2.0))
-
-
-def to_base4(tokens: np.ndarray) -> np.ndarray:
-    """Token ids -> int8 codes A0 C1 G2 T3, and -1 for anything else. Shape preserved."""
-    tokens = np.asarray(tokens)
-    codes = tokens.astype(np.int16) - A_ID
-    codes[(tokens < A_ID) | (tokens > T_ID)] = -1
-    return codes.astype(np.int8)
-
-
-def _context_index(codes: np.ndarray, order: int) -> tuple[np.ndarray, np.ndarray]:
-    """For every position i >= order: the base-4 index of ``codes[i-order:i+1]`` and whether it is valid.
-
-    codes: (L,) int8 with -1 for non-ACGT. Returns (index (L-order,) int64, valid (L-order,) bool).
-    """
-    length = codes.shape[0] - order
-    if length <= 0:
-        return np.zeros(0, np.int64), np.zeros(0, bool)
-    index = np.zeros(length, np.int64)
-    valid = np.ones(length, bool)
-    for offset in range(order + 1):
-        window = codes[offset : offset + length]
-        valid &= window >= 0
-        index = index * 4 + np.where(window >= 0, window, 0)
-    return index, valid
 
 
 @dataclass
@@ -57,24 +34,19 @@ class MarkovModel:
         """Count (k+1)-mers over an iterable of token-id arrays (each a separate sequence)."""
         if order < 0:
             raise ValueError("order must be >= 0")
-        counts = [np.zeros((4**j, 4), np.float64) for j in range(order + 1)]
-        for seq in sequences:
-            codes = to_base4(seq)
-            for j in range(order + 1):
-                index, valid = _context_index(codes, j)
-                counts[j] += np.bincount(index[valid], minlength=4 ** (j + 1)).reshape(4**j, 4)
+        codes = [ids_to_base4(seq) for seq in sequences]
+        counts = [transition_counts(codes, j).astype(np.float64) for j in range(order + 1)]
         return cls(order=order, alpha=alpha, counts=counts)
 
     def log_probs(self, j: int) -> np.ndarray:
         """Natural-log transition table of order j: shape (4**j, 4)."""
-        table = self.counts[j] + self.alpha
-        return np.log(table) - np.log(table.sum(axis=1, keepdims=True))
+        return MarkovTable(j, self.counts[j]).log_probs(self.alpha)
 
     def nll(self, seq) -> tuple[float, int]:
         """Negative log-likelihood (nats) summed over the scored bases of one sequence, and their number."""
-        codes = to_base4(seq)
+        codes = ids_to_base4(seq)
         total, scored = 0.0, 0
-        full_index, full_valid = _context_index(codes, self.order)
+        full_index, full_valid = kmer_index(codes, self.order + 1)
         table = self.log_probs(self.order)
         total -= float(table.reshape(-1)[full_index[full_valid]].sum())
         scored += int(full_valid.sum())
@@ -85,7 +57,7 @@ class MarkovModel:
         for j in range(self.order - 1, -1, -1):
             if not pending.any():
                 break
-            index, valid = _context_index(codes, j)
+            index, valid = kmer_index(codes, j + 1)
             take = np.zeros(codes.shape[0], bool)
             take[j:] = valid & pending[j:]
             if take.any():

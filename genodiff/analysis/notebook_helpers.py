@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib.pyplot as plt
+
 from genodiff.data.manifest import shared_root
 
 __all__ = ["default_output", "save_figure", "shared_root", "shared_data"]
@@ -26,7 +28,6 @@ def shared_data() -> Path:
 def save_figure(output_dir: Path, fig, name: str) -> Path:
     """Write ``fig`` as a PNG to ``output_dir / name``, close it and display that PNG (whatever matplotlib
     backend is active). Returns the PNG's path."""
-    import matplotlib.pyplot as plt  # noqa: PLC0415
     from IPython.display import Image, display  # noqa: PLC0415
 
     path = Path(output_dir) / name

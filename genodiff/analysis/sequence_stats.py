@@ -17,28 +17,23 @@ denominator); motif hits use :mod:`Bio.motifs` position-specific scoring matrice
 
 from __future__ import annotations
 
-from collections import Counter
-
 import numpy as np
+from Bio import motifs
+from Bio.Seq import Seq
+from Bio.SeqUtils import gc_fraction
+
+from genodiff.data.genome.alphabet import BYTE_TO_BASE4, kmer_index
 
 __all__ = ["codes_of", "gc_values", "kmer_spectrum", "js_divergence", "homopolymer_stats", "tandem_repeat_fraction",
            "n_fraction", "duplicate_fraction", "shared_fraction", "motif_hits", "summarize_set"]
 
-_CODE = np.full(256, -1, dtype=np.int8)
-for _i, _c in enumerate("ACGT"):
-    _CODE[ord(_c)] = _i
-    _CODE[ord(_c.lower())] = _i
-
-
 def codes_of(seq: str) -> np.ndarray:
     """int8 [L]: A0 C1 G2 T3, -1 for anything else."""
-    return _CODE[np.frombuffer(seq.encode("ascii"), dtype=np.uint8)]
+    return BYTE_TO_BASE4[np.frombuffer(seq.encode("ascii"), dtype=np.uint8)]
 
 
 def gc_values(seqs) -> np.ndarray:
     """GC fraction per sequence (float64 [N]; NaN when a sequence has no A/C/G/T)."""
-    from Bio.SeqUtils import gc_fraction
-
     out = []
     for s in seqs:
         acgt = int((codes_of(s) >= 0).sum())
@@ -50,16 +45,7 @@ def kmer_counts(seqs, k: int) -> np.ndarray:
     """float64 [4^k] counts of k-mers over A/C/G/T (see module docstring)."""
     counts = np.zeros(4 ** k, dtype=np.float64)
     for s in seqs:
-        c = codes_of(s).astype(np.int64)
-        L = c.size - k + 1
-        if L <= 0:
-            continue
-        idx = np.zeros(L, dtype=np.int64)
-        valid = np.ones(L, dtype=bool)
-        for j in range(k):
-            w = c[j:j + L]
-            valid &= w >= 0
-            idx = idx * 4 + np.maximum(w, 0)
+        idx, valid = kmer_index(codes_of(s), k)
         counts += np.bincount(idx[valid], minlength=4 ** k)
     return counts
 
@@ -87,11 +73,11 @@ def js_divergence(p: np.ndarray, q: np.ndarray) -> float:
     return max(0.0, 0.5 * kl(p, m) + 0.5 * kl(q, m))
 
 
-def _runs(eq: np.ndarray) -> np.ndarray:
-    """Lengths of maximal runs of True in a bool vector."""
+def _runs(eq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Starts and ends (half-open) of the maximal runs of True in a bool vector."""
     m = np.concatenate([[False], eq, [False]]).astype(np.int8)
     d = np.diff(m)
-    return np.flatnonzero(d == -1) - np.flatnonzero(d == 1)
+    return np.flatnonzero(d == 1), np.flatnonzero(d == -1)
 
 
 def homopolymer_stats(seqs, min_length: int = 5, max_bin: int = 20) -> dict:
@@ -139,9 +125,7 @@ def tandem_repeat_fraction(seqs, max_unit: int = 6, min_copies: int = 3) -> dict
                 continue
             eq = (c[u:] == c[:-u]) & (c[u:] >= 0)
             cov = np.zeros(c.size, dtype=bool)
-            m = np.concatenate([[False], eq, [False]]).astype(np.int8)
-            d = np.diff(m)
-            for st, en in zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)):
+            for st, en in zip(*_runs(eq)):
                 if en - st >= (min_copies - 1) * u:  # run of r matches spans r + u bases = (r+u)/u copies
                     cov[st:en + u] = True
             covered[u] += int(cov.sum())
@@ -180,9 +164,6 @@ def motif_hits(seqs, motif_file: str, relative_threshold: float = 0.8) -> dict:
     A hit is a window whose PSSM log-odds score (pseudocount 0.5 per base, uniform background) is >=
     ``min + relative_threshold * (max - min)`` of that matrix. Windows overlapping non-ACGT are skipped.
     """
-    from Bio import motifs
-    from Bio.Seq import Seq
-
     with open(motif_file) as fh:
         ms = list(motifs.parse(fh, "jaspar"))
     out = {}
@@ -218,20 +199,4 @@ def summarize_set(seqs, reference_spectra: dict | None = None, kmax: int = 6, ho
         out["kmer_js_bits"] = {k: js_divergence(spectra[k], reference_spectra[k]) for k in spectra}
     return out | {"_gc": gc, "_spectra": spectra}
 
-
-def entropy_bits(p: np.ndarray) -> float:
-    p = np.asarray(p, dtype=np.float64)
-    nz = p > 0
-    return float(-(p[nz] * np.log2(p[nz])).sum()) if nz.any() else 0.0
-
-
-def counter_top(seqs, k: int, n: int = 10) -> list[tuple[str, int]]:
-    """The n most frequent k-mers (strings, A/C/G/T only)."""
-    c: Counter = Counter()
-    for s in seqs:
-        for i in range(len(s) - k + 1):
-            w = s[i:i + k]
-            if set(w) <= set("ACGT"):
-                c[w] += 1
-    return c.most_common(n)
 

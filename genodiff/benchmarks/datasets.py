@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 import numpy as np
+import pandas as pd
 
-from genodiff.data.alphabet import AMBIGUOUS_BYTES, BYTE_TO_ID, INVALID, describe_byte
-from genodiff.data.vocab import PAD_ID
+from genodiff.data.genome.alphabet import AMBIGUOUS_BYTES, BYTE_TO_ID, INVALID, describe_byte
+from genodiff.data.genome.vocab import PAD_ID
 from genodiff.errors import InputError
 
 __all__ = ["LabeledSet", "BenchmarkData", "class_order", "encode_sequences", "load_table", "load_gb_folder",
@@ -44,7 +45,7 @@ SPLIT_NAMES = ("train", "dev", "valid", "validation", "val", "test")
 class LabeledSet:
     """Tokenized labeled sequences.
 
-    ids: (N, L) np.uint8, right-padded with ``[PAD]`` (vocab ids of genodiff/data/vocab.py).
+    ids: (N, L) np.uint8, right-padded with ``[PAD]`` (vocab ids of genodiff/data/genome/vocab.py).
     lengths: (N,) np.int32 real lengths. labels: (N,) np.int64 in ``0..len(classes)-1``.
     classes: class names; ``classes[i]`` is the name of label id ``i`` (sorted).
     """
@@ -201,8 +202,6 @@ def make_set(seqs: Sequence[str], labels: np.ndarray, classes: list, where: str,
 
 # ----------------------------------------------------------------------------------------- tables
 def _read_frame(path: Path, sep: Optional[str] = None):
-    import pandas as pd
-
     name = path.name.lower()
     base = name[:-3] if name.endswith(".gz") else name
     if not path.is_file():

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from genodiff.errors import InputError
 
@@ -44,8 +45,6 @@ def _check_counts(labels: np.ndarray, k: int, what: str) -> None:
 
 def inner_split(index: np.ndarray, labels: np.ndarray, val_fraction: float, seed: int):
     """Stratified random split of ``index`` into (train, val); ``val_fraction`` of it goes to val."""
-    from sklearn.model_selection import train_test_split
-
     index = np.asarray(index)
     if val_fraction <= 0:
         return index, index[:0]
@@ -63,8 +62,6 @@ def cv_splits(labels: np.ndarray, folds: int = 5, seed: int = 0, val_fraction: f
     Each fold's training part is split again (stratified, ``seed + fold``) into an inner train/val pair
     for early stopping; the held-out fold is never used for model selection.
     """
-    from sklearn.model_selection import StratifiedKFold
-
     labels = np.asarray(labels)
     if folds < 2:
         raise InputError(f"cv.folds must be >= 2, got {folds}")

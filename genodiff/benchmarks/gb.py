@@ -3,7 +3,7 @@
 Upstream (github.com/ML-Bioinfo-CEITEC/genomic_benchmarks, Apache-2.0) ships every task as coordinate
 CSVs ``datasets/<task>/<split>/<class>.csv.gz`` with columns ``id,region,start,end,strand`` plus a
 ``metadata.yaml`` naming the reference FASTA of each class. This module turns those into labeled sets
-through genodiff's data layer (:class:`genodiff.data.genome.Genome`):
+through genodiff's data layer (:class:`genodiff.data.genome.reference.Genome`):
 
 * coordinates are read as 0-based half-open (upstream ``loc2seq`` cuts ``sequence[start:end]``), ``-``
   strand records are reverse-complemented; like upstream, an interval running past the end of its sequence
@@ -25,8 +25,9 @@ import gzip
 from pathlib import Path
 from typing import Mapping, Optional, Union
 
-
-from genodiff.benchmarks.datasets import BenchmarkData, class_order, encode_sequences, LabeledSet, map_labels
+from genodiff.benchmarks.datasets import BenchmarkData, LabeledSet, class_order, encode_sequences, map_labels
+from genodiff.data import manifest as mf
+from genodiff.data.genome.reference import Genome
 from genodiff.errors import InputError
 
 __all__ = ["GB_TASKS", "GB_REPO_RAW", "coordinate_file_name", "read_coordinates", "load_gb_coordinates",
@@ -182,9 +183,6 @@ def load_gb_task(task: str, cache_dir=None, max_length: Optional[int] = None) ->
     The files must have been fetched first (``genodiff data download gb_<task>``); otherwise a one-line
     InputError says so.
     """
-    from genodiff.data import manifest as mf
-    from genodiff.data.genome import Genome
-
     if task not in GB_TASKS:
         raise InputError(f"unknown Genomic Benchmarks task '{task}' (known: {', '.join(sorted(GB_TASKS))})")
     m = mf.load_manifest(f"gb_{task}")

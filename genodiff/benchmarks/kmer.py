@@ -7,9 +7,14 @@ skipped. Features are normalized to frequencies (counts / valid windows) by the 
 
 from __future__ import annotations
 
-import numpy as np
+import warnings
 
-from genodiff.data.vocab import A_ID, T_ID
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from genodiff.data.genome.alphabet import ids_to_base4, kmer_index
 
 __all__ = ["kmer_counts", "kmer_features", "KmerLogReg"]
 
@@ -27,15 +32,10 @@ def kmer_counts(ids: np.ndarray, lengths: np.ndarray, k: int) -> np.ndarray:
     W = L - k + 1
     chunk = max(1, min(N, (1 << 22) // K))  # rows per bincount call (bounded memory)
     for s in range(0, N, chunk):
-        part = ids[s:s + chunk]
-        n = part.shape[0]
-        valid = (part >= A_ID) & (part <= T_ID) & (np.arange(L)[None, :] < lengths[s:s + chunk, None])
-        code = np.where(valid, part.astype(np.int32) - A_ID, 0)
-        acc = np.zeros((n, W), dtype=np.int32)
-        ok = np.ones((n, W), dtype=bool)
-        for j in range(k):
-            acc = acc * 4 + code[:, j:j + W]
-            ok &= valid[:, j:j + W]
+        code = ids_to_base4(ids[s:s + chunk])
+        n = code.shape[0]
+        code[np.arange(L)[None, :] >= lengths[s:s + chunk, None]] = -1  # padding
+        acc, ok = kmer_index(code, k, dtype=np.int32)
         rows = np.broadcast_to(np.arange(n, dtype=np.int64)[:, None], (n, W))[ok]
         flat = rows * K + acc[ok]
         out[s:s + n] = np.bincount(flat, minlength=n * K).reshape(n, K)
@@ -68,16 +68,10 @@ class KmerLogReg:
         self.info = {}
 
     def _pipe(self, C):
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-
         return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=self.max_iter,
                                                                    random_state=self.seed))
 
     def fit(self, train, val):
-        import warnings
-
         Xtr = kmer_features(train.ids, train.lengths, self.ks)
         best = None
         with warnings.catch_warnings():

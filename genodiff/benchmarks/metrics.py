@@ -9,9 +9,11 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Iterable, Sequence
 
 import numpy as np
+from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef, roc_auc_score
 
 __all__ = ["classification_metrics", "summarize", "METRICS", "half_range"]
 
@@ -24,10 +26,6 @@ def classification_metrics(y_true: Sequence[int], proba: np.ndarray, n_classes: 
     The prediction is ``argmax(proba)`` (ties -> the lower class id). ``auroc`` is NaN when it is undefined
     (one class only in ``y_true``).
     """
-    from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef, roc_auc_score
-
-    import warnings
-
     y = np.asarray(y_true, dtype=np.int64)
     p = np.asarray(proba, dtype=np.float64)
     C = n_classes or p.shape[1]

@@ -19,8 +19,8 @@ Backbones with an attention mask (DiT) are exactly padding-invariant.
 
 from __future__ import annotations
 
-import json
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Optional
@@ -28,29 +28,30 @@ from typing import Optional
 import numpy as np
 import torch
 import torch.nn as nn
+from safetensors.torch import load_file
 
-from genodiff.data.alphabet import COMPLEMENT_IDS
-from genodiff.data.vocab import PAD_ID, VOCAB_SIZE
+from genodiff.data.files import read_json
+from genodiff.data.genome.tokenizer import reverse_complement_padded
+from genodiff.data.genome.vocab import PAD_ID, VOCAB_SIZE
+from genodiff.data.progress import progress_bar
 from genodiff.errors import InputError
+from genodiff.interop.export import load_export
+from genodiff.models import build_model
+from genodiff.models.heads import ClassificationHead
 
-__all__ = ["load_backbone", "BackboneClassifier", "GBCNN", "TorchMethod", "rc_padded", "CHECKPOINT_CONFIG",
-           "CHECKPOINT_WEIGHTS"]
+__all__ = ["load_backbone", "BackboneClassifier", "GBCNN", "TorchMethod", "CHECKPOINT_CONFIG", "CHECKPOINT_WEIGHTS"]
 
 CHECKPOINT_CONFIG = "genodiff.json"
 CHECKPOINT_WEIGHTS = "model.safetensors"
-_COMP = torch.as_tensor(COMPLEMENT_IDS[:VOCAB_SIZE].astype(np.int64))
 
 
 # ------------------------------------------------------------------------------------------- backbones
-def _plain(obj):
+def _build(name: str, config: dict, where: str) -> nn.Module:
+    """``build_model(name, **config)``; a bad name or config is an InputError naming ``where``."""
     try:
-        from omegaconf import DictConfig, ListConfig, OmegaConf
-
-        if isinstance(obj, (DictConfig, ListConfig)):
-            return OmegaConf.to_container(obj, resolve=True)
-    except ImportError:  # pragma: no cover
-        pass
-    return obj
+        return build_model(name, **config)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{where}: cannot build '{name}' ({' '.join(str(exc).split())})") from None
 
 
 def load_backbone(name: Optional[str], config: Optional[dict] = None, init: Optional[str] = None,
@@ -61,31 +62,20 @@ def load_backbone(name: Optional[str], config: Optional[dict] = None, init: Opti
     holding ``genodiff.json`` (``{"model": <registry name>, "config": {...}}``) and ``model.safetensors``.
     Keys are matched exactly, or after stripping one common prefix (``backbone.``/``model.``/``net.``).
     """
-    from genodiff.models import build_model
-
-    config = dict(_plain(config) or {})
+    config = dict(config or {})
     torch.manual_seed(seed)
     if init in (None, "", "random", "none"):
         if not name:
             raise InputError("model.name: missing (a backbone registry name, e.g. caduceus)")
-        try:
-            model = build_model(name, **config)
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"model: cannot build '{name}' ({' '.join(str(exc).split())})") from None
-        return model, {"name": name, "config": config, "init": "random", "seed": seed}
+        return _build(name, config, "model"), {"name": name, "config": config, "init": "random", "seed": seed}
     folder = Path(init)
     meta_path, weights = folder / CHECKPOINT_CONFIG, folder / CHECKPOINT_WEIGHTS
     if not folder.is_dir() or not meta_path.is_file() or not weights.is_file():
         raise InputError(f"model.init={init}: expected a checkpoint folder with {CHECKPOINT_CONFIG} and "
                          f"{CHECKPOINT_WEIGHTS}")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except ValueError as exc:
-        raise InputError(f"{meta_path}: invalid JSON ({exc})") from None
+    meta = read_json(meta_path)
     if meta.get("format") == "genodiff-export":
-        # the training jobs' export (genodiff/training/export.py): strict load, tied weights restored
-        from genodiff.training.export import load_export
-
+        # the training jobs' export (genodiff/interop/export.py): strict load, tied weights restored
         exported = load_export(folder)
         model = exported.model.train()
         spec = dict(meta.get("model") or {})
@@ -99,12 +89,7 @@ def load_backbone(name: Optional[str], config: Optional[dict] = None, init: Opti
         mname, mcfg = mspec or meta.get("name"), dict(meta.get("config") or {})
     if not mname:
         raise InputError(f"{meta_path}: missing key 'model' (the backbone registry name)")
-    try:
-        model = build_model(mname, **mcfg)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"{meta_path}: cannot build '{mname}' ({' '.join(str(exc).split())})") from None
-    from safetensors.torch import load_file
-
+    model = _build(mname, mcfg, str(meta_path))
     state = load_file(str(weights))
     own = model.state_dict()
     if not set(state) & set(own):
@@ -118,15 +103,6 @@ def load_backbone(name: Optional[str], config: Optional[dict] = None, init: Opti
     if missing:
         raise InputError(f"{weights}: {len(missing)} backbone weights missing (e.g. {missing[0]}) for model '{mname}'")
     return model, {"name": mname, "config": mcfg, "init": str(folder), "unexpected_keys": len(unexpected)}
-
-
-def rc_padded(ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """Reverse complement of each row's real tokens (B, L); right padding stays at the end."""
-    B, L = ids.shape
-    pos = torch.arange(L, device=ids.device).expand(B, L)
-    n = lengths.to(ids.device).view(B, 1)
-    src = torch.where(pos < n, n - 1 - pos, pos)
-    return _COMP.to(ids.device)[ids.gather(1, src)]
 
 
 def _hidden_size(backbone: nn.Module) -> int:
@@ -144,8 +120,6 @@ class BackboneClassifier(nn.Module):
     def __init__(self, backbone: nn.Module, num_classes: int, pooling: str = "mean", rc: str = "none",
                  dropout: float = 0.0):
         super().__init__()
-        from genodiff.models.heads import ClassificationHead
-
         if rc not in ("none", "ps", "ph", "auto"):
             raise InputError(f"model.rc must be auto, none, ps or ph, got {rc!r}")
         if pooling not in ("mean", "max", "first", "last"):
@@ -167,7 +141,7 @@ class BackboneClassifier(nn.Module):
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if self.rc == "ph" and not self.training:
             lengths = mask.sum(1)
-            both = self._logits(torch.cat([ids, rc_padded(ids, lengths)]), torch.cat([mask, mask]))
+            both = self._logits(torch.cat([ids, reverse_complement_padded(ids, lengths)]), torch.cat([mask, mask]))
             a, b = both.chunk(2)
             return 0.5 * (a + b)
         return self._logits(ids, mask)
@@ -300,11 +274,7 @@ class TorchMethod:
         best_acc, best_state, best_step, bad = -1.0, None, 0, 0
         history = []
         t0 = time.time()
-        bar = None
-        if self.progress:
-            from tqdm.auto import tqdm
-            import sys
-            bar = tqdm(total=steps, desc=self.name, leave=False, disable=not sys.stderr.isatty())
+        bar = progress_bar(steps, self.name, self.progress and sys.stderr.isatty(), leave=False)
         for step in range(1, steps + 1):
             model.train()
             if pos + self.batch_size > n:
@@ -315,7 +285,7 @@ class TorchMethod:
             if self.rc_augment:
                 flip = torch.from_numpy(rng.random(len(idx)) < 0.5)
                 if flip.any():
-                    ids = torch.where(flip[:, None], rc_padded(ids, lengths), ids)
+                    ids = torch.where(flip[:, None], reverse_complement_padded(ids, lengths), ids)
             y = torch.from_numpy(train.labels[idx])
             loss = loss_fn(model(ids, mask), y)
             opt.zero_grad(set_to_none=True)
@@ -324,8 +294,7 @@ class TorchMethod:
                 torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
             opt.step()
             sched.step()
-            if bar is not None:
-                bar.update(1)
+            bar.update(1)
             if len(val) and (step % self.eval_every == 0 or step == steps):
                 acc = self._score_val(model, val)
                 history.append({"step": step, "loss": float(loss.detach()), "val_accuracy": acc})
@@ -336,8 +305,7 @@ class TorchMethod:
                     bad += 1
                     if self.patience and bad >= self.patience:
                         break
-        if bar is not None:
-            bar.close()
+        bar.close()
         if best_state is not None:
             model.load_state_dict(best_state)
         self.info = {"steps": step, "best_step": best_step, "best_val_accuracy": best_acc,

@@ -40,6 +40,12 @@ PUBLISHED_SOURCE = ("Schiff et al., Caduceus, ICML 2024 (arXiv:2403.03234), Geno
 
 PUBLISHED_MODELS = ("CNN", "HyenaDNA", "Mamba", "Caduceus-Ph", "Caduceus-PS")
 
+
+def _by_model(models: tuple, rows: dict) -> dict:
+    """``{task: {model: (mean, ±)}}`` from ``{task: ((mean, ±) of each model, in the order of models)}``."""
+    return {task: dict(zip(models, values, strict=True)) for task, values in rows.items()}
+
+
 TASK_TITLES = {
     "dummy_mouse_enhancers_ensembl": "Mouse Enhancers",
     "demo_coding_vs_intergenomic_seqs": "Coding vs. Intergenomic",
@@ -52,25 +58,16 @@ TASK_TITLES = {
 }
 
 #: task -> model -> (mean accuracy, ± half range)
-PUBLISHED = {
-    "dummy_mouse_enhancers_ensembl": {"CNN": (0.715, 0.087), "HyenaDNA": (0.780, 0.025), "Mamba": (0.743, 0.054),
-                                      "Caduceus-Ph": (0.754, 0.074), "Caduceus-PS": (0.793, 0.058)},
-    "demo_coding_vs_intergenomic_seqs": {"CNN": (0.892, 0.008), "HyenaDNA": (0.904, 0.005),
-                                         "Mamba": (0.904, 0.004), "Caduceus-Ph": (0.915, 0.003),
-                                         "Caduceus-PS": (0.910, 0.003)},
-    "demo_human_or_worm": {"CNN": (0.942, 0.002), "HyenaDNA": (0.964, 0.002), "Mamba": (0.967, 0.002),
-                           "Caduceus-Ph": (0.973, 0.001), "Caduceus-PS": (0.968, 0.002)},
-    "human_enhancers_cohn": {"CNN": (0.702, 0.021), "HyenaDNA": (0.729, 0.014), "Mamba": (0.732, 0.029),
-                             "Caduceus-Ph": (0.747, 0.004), "Caduceus-PS": (0.745, 0.007)},
-    "human_enhancers_ensembl": {"CNN": (0.744, 0.122), "HyenaDNA": (0.849, 0.006), "Mamba": (0.862, 0.008),
-                                "Caduceus-Ph": (0.893, 0.008), "Caduceus-PS": (0.900, 0.006)},
-    "human_ensembl_regulatory": {"CNN": (0.872, 0.005), "HyenaDNA": (0.869, 0.012), "Mamba": (0.814, 0.211),
-                                 "Caduceus-Ph": (0.872, 0.011), "Caduceus-PS": (0.873, 0.007)},
-    "human_ocr_ensembl": {"CNN": (0.698, 0.013), "HyenaDNA": (0.783, 0.007), "Mamba": (0.815, 0.002),
-                          "Caduceus-Ph": (0.828, 0.006), "Caduceus-PS": (0.818, 0.006)},
-    "human_nontata_promoters": {"CNN": (0.861, 0.009), "HyenaDNA": (0.944, 0.002), "Mamba": (0.933, 0.007),
-                                "Caduceus-Ph": (0.946, 0.007), "Caduceus-PS": (0.945, 0.010)},
-}
+PUBLISHED = _by_model(PUBLISHED_MODELS, {
+    "dummy_mouse_enhancers_ensembl":    ((0.715, 0.087), (0.780, 0.025), (0.743, 0.054), (0.754, 0.074), (0.793, 0.058)),
+    "demo_coding_vs_intergenomic_seqs": ((0.892, 0.008), (0.904, 0.005), (0.904, 0.004), (0.915, 0.003), (0.910, 0.003)),
+    "demo_human_or_worm":               ((0.942, 0.002), (0.964, 0.002), (0.967, 0.002), (0.973, 0.001), (0.968, 0.002)),
+    "human_enhancers_cohn":             ((0.702, 0.021), (0.729, 0.014), (0.732, 0.029), (0.747, 0.004), (0.745, 0.007)),
+    "human_enhancers_ensembl":          ((0.744, 0.122), (0.849, 0.006), (0.862, 0.008), (0.893, 0.008), (0.900, 0.006)),
+    "human_ensembl_regulatory":         ((0.872, 0.005), (0.869, 0.012), (0.814, 0.211), (0.872, 0.011), (0.873, 0.007)),
+    "human_ocr_ensembl":                ((0.698, 0.013), (0.783, 0.007), (0.815, 0.002), (0.828, 0.006), (0.818, 0.006)),
+    "human_nontata_promoters":          ((0.861, 0.009), (0.944, 0.002), (0.933, 0.007), (0.946, 0.007), (0.945, 0.010)),
+})
 
 PUBLISHED_MDLM_SOURCE = ("Sahoo et al., Simple and Effective Masked Diffusion Language Models, NeurIPS 2024 "
                          "(arXiv:2406.07524; arXiv version of the read PDF text not identified), Table 7 "
@@ -80,29 +77,13 @@ PUBLISHED_MDLM_SOURCE = ("Sahoo et al., Simple and Effective Masked Diffusion La
 PUBLISHED_MDLM_MODELS = ("Mamba AR", "Caduceus MLM", "Caduceus Plaid", "Caduceus SEDD", "Caduceus MDLM")
 
 #: task -> model -> (mean accuracy, ± as printed: max - min over 5 seeds)
-PUBLISHED_MDLM = {
-    "dummy_mouse_enhancers_ensembl": {"Mamba AR": (0.763, 0.008), "Caduceus MLM": (0.810, 0.016),
-                                      "Caduceus Plaid": (0.745, 0.079), "Caduceus SEDD": (0.784, 0.058),
-                                      "Caduceus MDLM": (0.795, 0.029)},
-    "demo_coding_vs_intergenomic_seqs": {"Mamba AR": (0.897, 0.004), "Caduceus MLM": (0.913, 0.003),
-                                         "Caduceus Plaid": (0.908, 0.003), "Caduceus SEDD": (0.913, 0.005),
-                                         "Caduceus MDLM": (0.913, 0.003)},
-    "demo_human_or_worm": {"Mamba AR": (0.967, 0.002), "Caduceus MLM": (0.970, 0.002),
-                           "Caduceus Plaid": (0.971, 0.001), "Caduceus SEDD": (0.970, 0.003),
-                           "Caduceus MDLM": (0.970, 0.003)},
-    "human_enhancers_cohn": {"Mamba AR": (0.734, 0.027), "Caduceus MLM": (0.737, 0.001),
-                             "Caduceus Plaid": (0.743, 0.010), "Caduceus SEDD": (0.746, 0.015),
-                             "Caduceus MDLM": (0.743, 0.016)},
-    "human_enhancers_ensembl": {"Mamba AR": (0.856, 0.003), "Caduceus MLM": (0.907, 0.000),
-                                "Caduceus Plaid": (0.885, 0.003), "Caduceus SEDD": (0.905, 0.006),
-                                "Caduceus MDLM": (0.899, 0.004)},
-    "human_ensembl_regulatory": {"Mamba AR": (0.861, 0.008), "Caduceus MLM": (0.874, 0.003),
-                                 "Caduceus Plaid": (0.868, 0.010), "Caduceus SEDD": (0.828, 0.037),
-                                 "Caduceus MDLM": (0.868, 0.004)},
-    "human_ocr_ensembl": {"Mamba AR": (0.806, 0.005), "Caduceus MLM": (0.821, 0.000),
-                          "Caduceus Plaid": (0.820, 0.004), "Caduceus SEDD": (0.816, 0.008),
-                          "Caduceus MDLM": (0.823, 0.008)},
-    "human_nontata_promoters": {"Mamba AR": (0.926, 0.008), "Caduceus MLM": (0.935, 0.014),
-                                "Caduceus Plaid": (0.935, 0.007), "Caduceus SEDD": (0.935, 0.014),
-                                "Caduceus MDLM": (0.940, 0.007)},
-}
+PUBLISHED_MDLM = _by_model(PUBLISHED_MDLM_MODELS, {
+    "dummy_mouse_enhancers_ensembl":    ((0.763, 0.008), (0.810, 0.016), (0.745, 0.079), (0.784, 0.058), (0.795, 0.029)),
+    "demo_coding_vs_intergenomic_seqs": ((0.897, 0.004), (0.913, 0.003), (0.908, 0.003), (0.913, 0.005), (0.913, 0.003)),
+    "demo_human_or_worm":               ((0.967, 0.002), (0.970, 0.002), (0.971, 0.001), (0.970, 0.003), (0.970, 0.003)),
+    "human_enhancers_cohn":             ((0.734, 0.027), (0.737, 0.001), (0.743, 0.010), (0.746, 0.015), (0.743, 0.016)),
+    "human_enhancers_ensembl":          ((0.856, 0.003), (0.907, 0.000), (0.885, 0.003), (0.905, 0.006), (0.899, 0.004)),
+    "human_ensembl_regulatory":         ((0.861, 0.008), (0.874, 0.003), (0.868, 0.010), (0.828, 0.037), (0.868, 0.004)),
+    "human_ocr_ensembl":                ((0.806, 0.005), (0.821, 0.000), (0.820, 0.004), (0.816, 0.008), (0.823, 0.008)),
+    "human_nontata_promoters":          ((0.926, 0.008), (0.935, 0.014), (0.935, 0.007), (0.935, 0.014), (0.940, 0.007)),
+})

@@ -14,12 +14,16 @@ import platform
 import shutil
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
+from sklearn.metrics import confusion_matrix, roc_curve
 
+from genodiff.analysis.plots import new_figure
 from genodiff.benchmarks.metrics import METRICS, summarize
+from genodiff.benchmarks.published import PUBLISHED_MODELS, PUBLISHED_SOURCE
 
 __all__ = ["aggregate", "environment", "write_report", "fmt_pm", "StagedOutput", "write_suite_report"]
 
@@ -45,8 +49,6 @@ def _git_commit() -> Optional[dict]:
 
 
 def environment() -> dict:
-    from importlib import metadata
-
     versions = {}
     for pkg in ("genodiff", "torch", "numpy", "scikit-learn", "pandas", "hydra-core", "matplotlib"):
         try:
@@ -75,9 +77,6 @@ def _table_row(cells) -> str:
 
 
 def _plots(agg: dict, classes: list, folder: Path) -> list:
-    from genodiff.analysis.plots import new_figure
-    from sklearn.metrics import confusion_matrix, roc_curve
-
     files = []
     fig, ax = new_figure(figsize=(6, 3.5))
     methods = list(agg)
@@ -281,8 +280,6 @@ def write_suite_report(out_dir, rows: list, config: dict, command: str = "") -> 
     """One table for several tasks in the papers' layout: rows = tasks, columns = our methods then the
     published models (reference only). ``rows``: ``[{task, title, summary: {method: {accuracy: ...}},
     published: {model: (mean, pm)} | None, report_dir}]``."""
-    from genodiff.benchmarks.published import PUBLISHED_MODELS, PUBLISHED_SOURCE
-
     methods = []
     for r in rows:
         for m in r["summary"]:

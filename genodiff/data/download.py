@@ -16,7 +16,6 @@ only when ``progress`` is true and stderr is a terminal.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import socket
@@ -27,36 +26,27 @@ import urllib.request
 from pathlib import Path
 from typing import Callable, Iterable
 
+from genodiff.data.files import CHUNK, file_digest
+from genodiff.data.progress import progress_bar
 from genodiff.errors import DownloadError
 
-CHUNK = 1 << 20
 CHECKSUM_ALGORITHMS = ("md5", "sha256")
 USER_AGENT = "genodiff-data/0.1 (+https://github.com/genodiff)"
 
 
-def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
-    """Hex digest of a file (``md5`` or ``sha256``), streamed in 1 MiB chunks."""
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
+class FetchError(DownloadError):
+    """The request itself failed: ``reason`` says why in a few words; ``status`` is the HTTP status
+    (e.g. 404) when the server answered with an error, else ``None`` (offline, refused, timed out)."""
+
+    def __init__(self, message: str, reason: str, status: int | None = None):
+        super().__init__(message)
+        self.reason = reason
+        self.status = status
 
 
 def _hand_hint(url: str, dest: Path, algorithm: str | None, expected: str | None) -> str:
     check = f" ({algorithm} {expected})" if algorithm and expected else ""
     return f"download it yourself from {url} and place it at {dest}{check}"
-
-
-def _progress_bar(total: int | None, initial: int, desc: str, enabled: bool):
-    if not (enabled and sys.stderr.isatty()):
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:  # pragma: no cover - tqdm is a dependency
-        return None
-    return tqdm(total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024, desc=desc,
-                file=sys.stderr, leave=False)
 
 
 class _Interrupted(Exception):
@@ -88,7 +78,7 @@ def _fetch_once(url: str, part: Path, timeout: float, progress: bool, desc: str)
             total = have + length if length is not None else None
         else:  # full body: start again from zero
             mode, initial, total = "wb", 0, length
-        bar = _progress_bar(total, initial, desc, progress)
+        bar = progress_bar(total, desc, progress and sys.stderr.isatty(), bytes_=True, initial=initial, leave=False)
         received = 0
         try:
             with open(part, mode) as out:
@@ -98,13 +88,11 @@ def _fetch_once(url: str, part: Path, timeout: float, progress: bool, desc: str)
                         break
                     out.write(block)
                     received += len(block)
-                    if bar is not None:
-                        bar.update(len(block))
+                    bar.update(len(block))
         except (http.client.IncompleteRead, ConnectionError, socket.timeout, TimeoutError) as exc:
             raise _Interrupted(str(exc) or type(exc).__name__) from exc
         finally:
-            if bar is not None:
-                bar.close()
+            bar.close()
         if length is not None and received < length:
             raise _Interrupted(f"connection closed after {initial + received} bytes")
 
@@ -148,12 +136,13 @@ def download_file(url: str, dest: str | os.PathLike, *, algorithm: str | None = 
                                     f"rerun to resume, or {hint}") from None
             time.sleep(min(2.0, 0.2 * attempt))
         except urllib.error.HTTPError as exc:
-            raise DownloadError(f"cannot download {url}: HTTP {exc.code} {exc.reason}; {hint}") from None
+            reason = f"HTTP {exc.code} {exc.reason}"
+            raise FetchError(f"cannot download {url}: {reason}; {hint}", reason, exc.code) from None
         except urllib.error.URLError as exc:
-            reason = getattr(exc.reason, "strerror", None) or exc.reason
-            raise DownloadError(f"cannot download {url}: {reason} (offline?); {hint}") from None
+            reason = str(getattr(exc.reason, "strerror", None) or exc.reason)
+            raise FetchError(f"cannot download {url}: {reason} (offline?); {hint}", reason) from None
         except (OSError, http.client.HTTPException, ValueError) as exc:
-            raise DownloadError(f"cannot download {url}: {exc}; {hint}") from None
+            raise FetchError(f"cannot download {url}: {exc}; {hint}", str(exc)) from None
     problem = verify_file(part, algorithm=algorithm, expected=expected, size=size)
     if problem is None and on_fetched is not None:
         try:

@@ -31,7 +31,7 @@ Cache layout (``default_cache_dir()``: ``$GENODIFF_DATA`` or the user cache dir 
 
     <cache>/<dataset>/<file name>            downloaded / generated files
     <cache>/<dataset>/<file name>.verified   stamp: checksum verified for this size + mtime
-    <cache>/<dataset>/encoded/               encoded token cache (genodiff.data.cache)
+    <cache>/<dataset>/encoded/               encoded token cache (genodiff.data.genome.cache)
     <cache>/local/<name>/encoded/            caches of local FASTA files (``genodiff data prepare x.fa``)
 """
 
@@ -46,7 +46,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from platformdirs import user_cache_dir
 
+from genodiff.data.files import atomic_write_text
 from genodiff.errors import InputError
 
 ENV_VAR = "GENODIFF_DATA"
@@ -71,8 +73,6 @@ def default_cache_dir() -> Path:
     env = os.environ.get(ENV_VAR)
     if env:
         return Path(env).expanduser()
-    from platformdirs import user_cache_dir
-
     return Path(user_cache_dir("genodiff", appauthor=False))
 
 
@@ -119,6 +119,24 @@ class Manifest:
         return next((f for f in self.files if f.role == role), None)
 
 
+def is_plain_name(name: str) -> bool:
+    """True for a plain dataset or file name: letters, digits, ``. _ -``, not starting with ``. _ -``."""
+    return bool(_NAME_RE.match(name))
+
+
+def _check_keys(data: dict, where: str, required: tuple[str, ...], optional: tuple[str, ...],
+                list_allowed: bool) -> None:
+    """InputError for a missing/empty required key or an unknown key of ``data``."""
+    for key in required:
+        if key not in data or data[key] in (None, ""):
+            raise InputError(f"{where}: missing key '{key}'")
+    allowed = required + optional
+    for key in data:
+        if key not in allowed:
+            listed = f" (allowed: {', '.join(allowed)})" if list_allowed else ""
+            raise InputError(f"{where}: unknown key '{key}'{listed}")
+
+
 def _int(value: Any, where: str, key: str, minimum: int = 0) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise InputError(f"{where}: key '{key}' must be an integer >= {minimum}, got {value!r}")
@@ -130,16 +148,11 @@ def parse_manifest(data: Any, path: str | os.PathLike) -> Manifest:
     where = str(path)
     if not isinstance(data, dict):
         raise InputError(f"{where}: a manifest must be a YAML mapping with keys {', '.join(_TOP_REQUIRED)}")
-    for key in _TOP_REQUIRED:
-        if key not in data or data[key] in (None, ""):
-            raise InputError(f"{where}: missing key '{key}'")
-    for key in data:
-        if key not in _TOP_REQUIRED + _TOP_OPTIONAL:
-            raise InputError(f"{where}: unknown key '{key}' (allowed: {', '.join(_TOP_REQUIRED + _TOP_OPTIONAL)})")
+    _check_keys(data, where, _TOP_REQUIRED, _TOP_OPTIONAL, list_allowed=True)
     for key in _TOP_REQUIRED[:-1] + ("source", "generator"):
         if key in data and data[key] is not None and not isinstance(data[key], str):
             raise InputError(f"{where}: key '{key}' must be a string")
-    if not _NAME_RE.match(data["name"]):
+    if not is_plain_name(data["name"]):
         raise InputError(f"{where}: key 'name' must be a plain name (letters, digits, . _ -), got {data['name']!r}")
     generator = data.get("generator")
     if generator is not None and generator != "demo":
@@ -153,14 +166,9 @@ def parse_manifest(data: Any, path: str | os.PathLike) -> Manifest:
         at = f"{where}: files[{i}]"
         if not isinstance(entry, dict):
             raise InputError(f"{at}: must be a mapping with keys {', '.join(_FILE_REQUIRED)}, url, ...")
-        for key in _FILE_REQUIRED:
-            if key not in entry or entry[key] in (None, ""):
-                raise InputError(f"{at}: missing key '{key}'")
-        for key in entry:
-            if key not in _FILE_REQUIRED + _FILE_OPTIONAL:
-                raise InputError(f"{at}: unknown key '{key}'")
+        _check_keys(entry, at, _FILE_REQUIRED, _FILE_OPTIONAL, list_allowed=False)
         name = entry["name"]
-        if not isinstance(name, str) or not _NAME_RE.match(name) or name.endswith((".part", ".verified")):
+        if not isinstance(name, str) or not is_plain_name(name) or name.endswith((".part", ".verified")):
             raise InputError(f"{at}: key 'name' must be a plain file name, got {name!r}")
         if name in seen:
             raise InputError(f"{at}: duplicate file name {name!r}")
@@ -289,9 +297,7 @@ def write_stamp(path: Path, algorithm: str, digest: str, pinned: bool = False) -
     st = path.stat()
     record = {"algorithm": algorithm, "digest": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns,
               "pinned": pinned}
-    tmp = stamp_path(path).with_name(stamp_path(path).name + f".tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(record) + "\n", encoding="utf-8")
-    os.replace(tmp, stamp_path(path))
+    atomic_write_text(stamp_path(path), json.dumps(record) + "\n")
 
 
 def read_stamp(path: Path) -> dict | None:
@@ -304,10 +310,6 @@ def read_stamp(path: Path) -> dict | None:
     if record.get("size") != st.st_size or record.get("mtime_ns") != st.st_mtime_ns:
         return None
     return record
-
-
-def dataset_dir(cache_dir: str | os.PathLike | None, name: str) -> Path:
-    return resolve_cache_dir(cache_dir) / name
 
 
 def encoded_dir(folder: Path) -> Path:

@@ -14,14 +14,16 @@ Modules:
 * :mod:`.process`     -- forward masking, stratified time sampling over a global batch, SUBS.
 * :mod:`.objectives`  -- MDLM (continuous / discrete), AR, SEDD-absorbing, D3PM-absorb;
   ``objective.loss(x0, attention_mask, t=None) -> ObjectiveOutput``.
-* :mod:`.sampling`    -- ancestral, cached, first-hitting, SEDD analytic, AR, semi-autoregressive;
-  conditioning on known positions; :class:`Sampler` / :class:`SamplerConfig`.
+* :mod:`.sampling`    -- ancestral, cached, first-hitting, SEDD analytic, AR (one window each; longer
+  sequences: :func:`genodiff.generate.conditioning.fill`); conditioning on known positions;
+  :class:`Sampler` / :class:`SamplerConfig`.
 * :mod:`.likelihood`  -- :func:`estimate_nelbo` (mean, standard error, bits/token, perplexity bound).
 * :mod:`.testing`     -- exhaustive tiny worlds with the exact denoiser (verification).
 """
 
-from genodiff.diffusion.likelihood import NELBOEstimate, estimate_nelbo
-from genodiff.diffusion.objectives import (
+# The public names of the core, importable as ``from genodiff.diffusion import ...``.
+from genodiff.diffusion.likelihood import NELBOEstimate, estimate_nelbo  # noqa: F401
+from genodiff.diffusion.objectives import (  # noqa: F401
     ARConfig,
     ARObjective,
     D3PMConfig,
@@ -33,8 +35,8 @@ from genodiff.diffusion.objectives import (
     SEDDObjective,
     make_objective,
 )
-from genodiff.diffusion.process import mask_tokens, stratified_times, subs_log_probs
-from genodiff.diffusion.sampling import (
+from genodiff.diffusion.process import mask_tokens, stratified_times, subs_log_probs  # noqa: F401
+from genodiff.diffusion.sampling import (  # noqa: F401
     SampleOutput,
     Sampler,
     SamplerConfig,
@@ -43,38 +45,6 @@ from genodiff.diffusion.sampling import (
     first_hitting_sample,
     make_sampler,
     sedd_analytic_sample,
-    semi_autoregressive_sample,
 )
-from genodiff.diffusion.schedules import NoiseSchedule, ScheduleConfig, make_schedule
-from genodiff.diffusion.vocab import DiffusionVocab
-
-__all__ = [
-    "DiffusionVocab",
-    "NoiseSchedule",
-    "ScheduleConfig",
-    "make_schedule",
-    "mask_tokens",
-    "stratified_times",
-    "subs_log_probs",
-    "ObjectiveOutput",
-    "MDLMConfig",
-    "MDLMObjective",
-    "ARConfig",
-    "ARObjective",
-    "SEDDConfig",
-    "SEDDObjective",
-    "D3PMConfig",
-    "D3PMObjective",
-    "make_objective",
-    "SampleOutput",
-    "SamplerConfig",
-    "Sampler",
-    "make_sampler",
-    "ancestral_sample",
-    "first_hitting_sample",
-    "sedd_analytic_sample",
-    "ar_sample",
-    "semi_autoregressive_sample",
-    "NELBOEstimate",
-    "estimate_nelbo",
-]
+from genodiff.diffusion.schedules import NoiseSchedule, ScheduleConfig, make_schedule  # noqa: F401
+from genodiff.diffusion.vocab import DiffusionVocab  # noqa: F401

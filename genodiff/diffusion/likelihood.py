@@ -40,9 +40,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from genodiff.diffusion.objectives import ARObjective, D3PMObjective, Denoiser
+from genodiff.diffusion.objectives import ARObjective, D3PMObjective, Denoiser, MDLMObjective
+from genodiff.diffusion.process import discrete_times
 
-__all__ = ["NELBOEstimate", "estimate_nelbo", "gauss_legendre_01"]
+__all__ = ["NELBOEstimate", "estimate_nelbo", "gauss_legendre_01", "mean_and_stderr"]
 
 
 @dataclass
@@ -86,10 +87,17 @@ def _is_discrete(objective) -> bool:
     return isinstance(objective, D3PMObjective) or getattr(objective.config, "time", "continuous") == "discrete"
 
 
+def mean_and_stderr(samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row mean of ``samples`` [B, K] and its i.i.d. standard error ``std / sqrt(K)`` (NaN for K = 1)."""
+    K = samples.shape[1]
+    mean = samples.mean(1)
+    se = samples.std(1, unbiased=True) / math.sqrt(K) if K > 1 else torch.full_like(mean, float("nan"))
+    return mean, se
+
+
 def _times_from_u(objective, u: torch.Tensor) -> torch.Tensor:
     if _is_discrete(objective):
-        T = objective.config.num_timesteps
-        return (torch.floor(u * T).clamp(max=T - 1) + 1) / T
+        return discrete_times(u, objective.config.num_timesteps)
     return u.clamp(min=torch.finfo(u.dtype).tiny)
 
 
@@ -134,8 +142,7 @@ def estimate_nelbo(
             out = objective.loss(x0, attention_mask, t, denoiser=denoiser, generator=generator)
             vals.append(out.nelbo_per_seq.double())
         samples = torch.stack(vals, 1)
-        mean = samples.mean(1)
-        se = samples.std(1, unbiased=True) / math.sqrt(K) if K > 1 else torch.full_like(mean, float("nan"))
+        mean, se = mean_and_stderr(samples)
         return NELBOEstimate(mean, se, out.num_tokens, samples)
     if method == "quadrature":
         if _is_discrete(objective):
@@ -166,8 +173,6 @@ def estimate_nelbo(
 
 
 def _estimate_num_masked(objective, denoiser, x0, attention_mask, K, generator) -> NELBOEstimate:
-    from genodiff.diffusion.objectives import MDLMObjective
-
     if not isinstance(objective, MDLMObjective) or _is_discrete(objective) or objective.config.time_conditioning:
         raise ValueError("method='num_masked' needs a continuous-time MDLM objective without time conditioning")
     B, L = x0.shape
@@ -187,6 +192,5 @@ def _estimate_num_masked(objective, denoiser, x0, attention_mask, K, generator) 
         out = objective.loss(x0, attention_mask, t_dummy, denoiser=denoiser, x_t=x_t)
         vals.append(torch.where(n > 0, out.token_nll_sum.double() * n / k, torch.zeros((), dtype=torch.float64, device=dev)))
     samples = torch.stack(vals, 1)
-    mean = samples.mean(1)
-    se = samples.std(1, unbiased=True) / math.sqrt(K) if K > 1 else torch.full_like(mean, float("nan"))
+    mean, se = mean_and_stderr(samples)
     return NELBOEstimate(mean, se, n, samples)

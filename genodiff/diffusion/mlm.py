@@ -13,9 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
-from genodiff.diffusion.objectives import Denoiser, ObjectiveOutput, _Base, _config_from
+from genodiff.diffusion.objectives import ObjectiveOutput, _Base, masked_nll
 from genodiff.diffusion.process import restricted_log_probs
-from genodiff.diffusion.vocab import DiffusionVocab
 
 __all__ = ["MLMConfig", "MLMObjective"]
 
@@ -37,11 +36,7 @@ class MLMObjective(_Base):
     """Masked-LM loss on the shared objective interface (``is_likelihood = False``)."""
 
     is_likelihood = False
-
-    def __init__(self, config: MLMConfig | dict | None = None, vocab: DiffusionVocab | None = None,
-                 denoiser: Denoiser | None = None, **kwargs):
-        super().__init__(vocab or DiffusionVocab.dna(), denoiser)
-        self.config = _config_from(MLMConfig, config, kwargs)
+    config_class = MLMConfig
 
     def corrupt(self, x0: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -64,8 +59,6 @@ class MLMObjective(_Base):
             x_t, selected = self.corrupt(x0, attention_mask, generator)
         else:
             selected = (x_t != x0) & self.vocab.scorable(x0, attention_mask)
-        logp = restricted_log_probs(den(x_t, None), self.vocab)
-        nll = -logp.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
-        nll = torch.where(selected, nll, torch.zeros((), dtype=nll.dtype, device=nll.device))
+        nll = masked_nll(restricted_log_probs(den(x_t, None), self.vocab), x0, selected)
         return ObjectiveOutput(nelbo_per_seq=nll.sum(-1), num_tokens=selected.sum(-1), token_nll_sum=nll.sum(-1),
                                num_masked=selected.sum(-1), per_token=nll, t=None)

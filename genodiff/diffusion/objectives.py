@@ -48,20 +48,23 @@ D3PM with optional carry-over / zero-masking, the MDLM ablation rows). Build fro
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional
 
 import torch
 
 from genodiff.diffusion.process import (
     apply_sampling_eps,
+    carry_over,
+    discrete_times,
     mask_tokens,
     restricted_log_probs,
     sedd_log_q,
     stratified_times,
     uniform_times,
 )
-from genodiff.diffusion.schedules import NoiseSchedule, ScheduleConfig, make_schedule
+from genodiff.diffusion.schedules import ScheduleConfig, make_schedule
+from genodiff.diffusion.specs import config_from, split_spec
 from genodiff.diffusion.vocab import DiffusionVocab
 
 __all__ = [
@@ -76,6 +79,8 @@ __all__ = [
     "D3PMConfig",
     "D3PMObjective",
     "make_objective",
+    "token_log_probs",
+    "masked_nll",
 ]
 
 Denoiser = Callable[[torch.Tensor, Optional[torch.Tensor]], torch.Tensor]
@@ -102,29 +107,33 @@ class ObjectiveOutput:
         return self.loss / math.log(2.0)
 
 
-def _schedule_from(spec: Any) -> NoiseSchedule:
-    return make_schedule(spec)
+def token_log_probs(logp: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+    """``logp[b, l, x0[b, l]]``: FloatTensor[B, L] from log-probabilities [B, L, V] and tokens [B, L]."""
+    return logp.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
 
 
-def _config_from(cls, spec: Any, kwargs: dict):
-    if spec is None:
-        spec = {}
-    if isinstance(spec, cls):
-        spec = asdict(spec)
-    args = {**dict(spec), **kwargs}
-    names = {f.name for f in fields(cls)}
-    bad = set(args) - names
-    if bad:
-        raise ValueError(f"{cls.__name__} does not take {sorted(bad)}")
-    return cls(**args)
+def masked_nll(logp: torch.Tensor, x0: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
+    """FloatTensor[B, L]: ``-log p(x0)`` where ``where`` is True, 0 elsewhere."""
+    nll = -token_log_probs(logp, x0)
+    return torch.where(where, nll, torch.zeros((), dtype=nll.dtype, device=nll.device))
 
 
 class _Base:
+    """Objective from a config (a ``config_class`` instance, a mapping or None, plus keyword overrides), a
+    vocabulary (default: DNA) and an optional default denoiser."""
+
+    config_class: type
     config: Any
 
-    def __init__(self, vocab: DiffusionVocab, denoiser: Denoiser | None = None):
-        self.vocab = vocab
+    def __init__(self, config: Any = None, vocab: DiffusionVocab | None = None, denoiser: Denoiser | None = None,
+                 **kwargs):
+        self.vocab = vocab if vocab is not None else DiffusionVocab.dna()
         self.denoiser = denoiser
+        self.config = config_from(self.config_class, config, kwargs)
+        self._setup()
+
+    def _setup(self) -> None:
+        """Finish construction from ``self.config`` (subclasses check values and build their parts here)."""
 
     def _denoiser(self, denoiser):
         d = denoiser if denoiser is not None else self.denoiser
@@ -134,6 +143,48 @@ class _Base:
 
     def __call__(self, *args, **kwargs) -> ObjectiveOutput:
         return self.loss(*args, **kwargs)
+
+
+class _NoisingBase(_Base):
+    """An objective over the masking forward process: a noise ``schedule`` (``config.schedule``), training
+    times from stratified uniforms (``config.antithetic``) and optional time conditioning
+    (``config.time_conditioning``)."""
+
+    def _setup(self) -> None:
+        self.schedule = make_schedule(self.config.schedule)
+
+    def sample_t(self, batch_size: int, *, generator=None, device=None, dtype=torch.float32,
+                 global_batch_size: int | None = None, offset: int = 0) -> torch.Tensor:
+        """FloatTensor[B] of training times: U[0,1) draws stratified over the global batch when its size is
+        given (``offset``: this micro-batch's first index in it), else over the micro-batch with
+        ``antithetic`` (i.i.d. without), mapped to times by :meth:`times_from_u`."""
+        if global_batch_size is not None or self.config.antithetic:
+            u = stratified_times(batch_size, global_batch_size, offset, generator=generator, device=device, dtype=dtype)
+        else:
+            u = uniform_times(batch_size, generator=generator, device=device, dtype=dtype)
+        return self.times_from_u(u)
+
+    def times_from_u(self, u: torch.Tensor) -> torch.Tensor:
+        """Training times from U[0,1) draws (see :meth:`sample_t`)."""
+        raise NotImplementedError
+
+    def noised(self, x0: torch.Tensor, attention_mask: torch.Tensor | None, t: torch.Tensor | None,
+               x_t: torch.Tensor | None, generator: torch.Generator | None):
+        """``(scored, t, x_t, masked)`` of one loss evaluation: the scorable positions, the times (drawn when
+        ``t`` is None), the noised input (drawn from ``q(z_t | x0)`` when ``x_t`` is None) and its masked
+        scorable positions."""
+        scored = self.vocab.scorable(x0, attention_mask)
+        if t is None:
+            t = self.sample_t(x0.shape[0], generator=generator, device=x0.device)
+        if x_t is None:
+            x_t, masked = mask_tokens(x0, t, self.schedule, self.vocab, scored, generator=generator)
+        else:
+            masked = (x_t == self.vocab.mask_id) & scored
+        return scored, t, x_t, masked
+
+    def denoise(self, denoiser: Denoiser, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The denoiser's logits at ``(x_t, t)``; it sees ``t`` only with time conditioning on."""
+        return denoiser(x_t, t if self.config.time_conditioning else None)
 
 
 # ----------------------------------------------------------------------------------------- MDLM
@@ -163,14 +214,7 @@ class MDLMConfig:
     sampling_eps: float = 1e-3
 
 
-def _sample_u(b: int, antithetic: bool, generator, device, dtype, global_batch_size=None, offset=0) -> torch.Tensor:
-    """U[0,1) draws; stratified over the micro-batch, or over the global batch when its size is given."""
-    if global_batch_size is not None or antithetic:
-        return stratified_times(b, global_batch_size, offset, generator=generator, device=device, dtype=dtype)
-    return uniform_times(b, generator=generator, device=device, dtype=dtype)
-
-
-class MDLMObjective(_Base):
+class MDLMObjective(_NoisingBase):
     """MDLM with the SUBS parameterization.
 
     Continuous time (MDLM eq. 10 per token, eq. 11 per sequence)::
@@ -189,25 +233,18 @@ class MDLMObjective(_Base):
     not included.
     """
 
-    def __init__(self, config: MDLMConfig | Mapping | None = None, vocab: DiffusionVocab | None = None,
-                 denoiser: Denoiser | None = None, **kwargs):
-        super().__init__(vocab if vocab is not None else DiffusionVocab.dna(), denoiser)
-        self.config = _config_from(MDLMConfig, config, kwargs)
+    config_class = MDLMConfig
+
+    def _setup(self) -> None:
         if self.config.time not in ("continuous", "discrete"):
             raise ValueError(f"time must be 'continuous' or 'discrete', got {self.config.time!r}")
-        self.schedule = _schedule_from(self.config.schedule)
+        super()._setup()
 
     # time ---------------------------------------------------------------------------------
-    def sample_t(self, batch_size: int, *, generator=None, device=None, dtype=torch.float32,
-                 global_batch_size: int | None = None, offset: int = 0) -> torch.Tensor:
-        """FloatTensor[B] of training times (stratified over the global batch when given).
-
-        Continuous: ``t = eps + (1 - eps) u``. Discrete: ``t = i / T`` with ``i = floor(u T) + 1``.
-        """
-        u = _sample_u(batch_size, self.config.antithetic, generator, device, dtype, global_batch_size, offset)
+    def times_from_u(self, u: torch.Tensor) -> torch.Tensor:
+        """Continuous: ``t = eps + (1 - eps) u``. Discrete: ``t = i / T`` with ``i = floor(u T) + 1``."""
         if self.config.time == "discrete":
-            T = self.config.num_timesteps
-            return (torch.floor(u * T).clamp(max=T - 1) + 1) / T
+            return discrete_times(u, self.config.num_timesteps)
         return apply_sampling_eps(u, self.config.sampling_eps)
 
     def weight(self, t: torch.Tensor) -> torch.Tensor:
@@ -227,19 +264,10 @@ class MDLMObjective(_Base):
              *, denoiser: Denoiser | None = None, x_t: torch.Tensor | None = None,
              generator: torch.Generator | None = None) -> ObjectiveOutput:
         den = self._denoiser(denoiser)
-        B = x0.shape[0]
-        scored = self.vocab.scorable(x0, attention_mask)
-        if t is None:
-            t = self.sample_t(B, generator=generator, device=x0.device)
-        if x_t is None:
-            x_t, masked = mask_tokens(x0, t, self.schedule, self.vocab, scored, generator=generator)
-        else:
-            masked = (x_t == self.vocab.mask_id) & scored
-        logits = den(x_t, t if self.config.time_conditioning else None)
-        logp = restricted_log_probs(logits, self.vocab)  # zero-masking; carry-over = zero loss below
-        nll = -logp.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
+        scored, t, x_t, masked = self.noised(x0, attention_mask, t, x_t, generator)
+        logp = restricted_log_probs(self.denoise(den, x_t, t), self.vocab)  # zero-masking; carry-over = zero loss
+        nll = masked_nll(logp, x0, masked)
         zero = torch.zeros((), dtype=nll.dtype, device=nll.device)
-        nll = torch.where(masked, nll, zero)
         # w is +inf only where 1 - alpha_t = 0, i.e. nothing is masked; keep it out of the graph
         w = torch.nan_to_num(self.weight(t.to(nll.dtype)), posinf=0.0)
         per_token = torch.where(masked, w[:, None] * nll, zero)
@@ -269,11 +297,11 @@ class ARObjective(_Base):
     position ``l`` predict ``x^l`` (a causal backbone must not look ahead; the core does not check).
     """
 
-    def __init__(self, config: ARConfig | Mapping | None = None, vocab: DiffusionVocab | None = None,
-                 denoiser: Denoiser | None = None, **kwargs):
-        super().__init__(vocab if vocab is not None else DiffusionVocab.dna(), denoiser)
-        self.config = _config_from(ARConfig, config, kwargs)
-        self.bos_id = self.vocab.mask_id if self.config.bos_id is None else self.config.bos_id
+    config_class = ARConfig
+
+    @property
+    def bos_id(self) -> int:
+        return self.vocab.mask_id if self.config.bos_id is None else self.config.bos_id
 
     def shift_inputs(self, x0: torch.Tensor) -> torch.Tensor:
         bos = torch.full_like(x0[:, :1], self.bos_id)
@@ -283,9 +311,7 @@ class ARObjective(_Base):
         den = self._denoiser(denoiser)
         scored = self.vocab.scorable(x0, attention_mask)
         logits = den(self.shift_inputs(x0), None)
-        logp = restricted_log_probs(logits, self.vocab)
-        nll = -logp.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
-        nll = torch.where(scored, nll, torch.zeros((), dtype=nll.dtype, device=nll.device))
+        nll = masked_nll(restricted_log_probs(logits, self.vocab), x0, scored)
         return ObjectiveOutput(nll.sum(-1), scored.sum(-1), nll.sum(-1), scored.sum(-1), nll, None)
 
 
@@ -301,7 +327,7 @@ class SEDDConfig:
     scale_by_num_allowed: bool = True
 
 
-class SEDDObjective(_Base):
+class SEDDObjective(_NoisingBase):
     """Absorbing-state diffusion-weighted denoising score entropy (continuous time).
 
     The denoiser's restricted logits ``l`` define *unnormalized* clean-token weights
@@ -317,16 +343,10 @@ class SEDDObjective(_Base):
     Unmasked positions contribute exactly 0 (no reverse rate leaves an unmasked token).
     """
 
-    def __init__(self, config: SEDDConfig | Mapping | None = None, vocab: DiffusionVocab | None = None,
-                 denoiser: Denoiser | None = None, **kwargs):
-        super().__init__(vocab if vocab is not None else DiffusionVocab.dna(), denoiser)
-        self.config = _config_from(SEDDConfig, config, kwargs)
-        self.schedule = _schedule_from(self.config.schedule)
+    config_class = SEDDConfig
 
-    def sample_t(self, batch_size, *, generator=None, device=None, dtype=torch.float32,
-                 global_batch_size: int | None = None, offset: int = 0):
-        """FloatTensor[B]: ``t = eps + (1 - eps) u``, u stratified as in :meth:`MDLMObjective.sample_t`."""
-        u = _sample_u(batch_size, self.config.antithetic, generator, device, dtype, global_batch_size, offset)
+    def times_from_u(self, u: torch.Tensor) -> torch.Tensor:
+        """``t = eps + (1 - eps) u``."""
         return apply_sampling_eps(u, self.config.sampling_eps)
 
     def log_q(self, logits: torch.Tensor) -> torch.Tensor:
@@ -335,15 +355,9 @@ class SEDDObjective(_Base):
 
     def loss(self, x0, attention_mask=None, t=None, *, denoiser=None, x_t=None, generator=None) -> ObjectiveOutput:
         den = self._denoiser(denoiser)
-        scored = self.vocab.scorable(x0, attention_mask)
-        if t is None:
-            t = self.sample_t(x0.shape[0], generator=generator, device=x0.device)
-        if x_t is None:
-            x_t, masked = mask_tokens(x0, t, self.schedule, self.vocab, scored, generator=generator)
-        else:
-            masked = (x_t == self.vocab.mask_id) & scored
-        lq = self.log_q(den(x_t, t if self.config.time_conditioning else None))
-        lq_x0 = lq.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
+        scored, t, x_t, masked = self.noised(x0, attention_mask, t, x_t, generator)
+        lq = self.log_q(self.denoise(den, x_t, t))
+        lq_x0 = token_log_probs(lq, x0)
         total = torch.exp(lq).sum(-1)
         zero = torch.zeros((), dtype=lq.dtype, device=lq.device)
         se = torch.where(masked, total - 1.0 - lq_x0, zero)
@@ -370,7 +384,7 @@ class D3PMConfig:
     antithetic: bool = True
 
 
-class D3PMObjective(_Base):
+class D3PMObjective(_NoisingBase):
     """T-step NELBO ``sum_i L_i`` estimated as ``T * L_i`` for a (stratified) random step i.
 
     With the model's clean-token distribution ``p~`` (over allowed ids, plus ``[MASK]`` unless
@@ -384,42 +398,28 @@ class D3PMObjective(_Base):
       Unmasked positions contribute 0 (an absorbed token cannot be unmasked forward in time).
     """
 
-    def __init__(self, config: D3PMConfig | Mapping | None = None, vocab: DiffusionVocab | None = None,
-                 denoiser: Denoiser | None = None, **kwargs):
-        super().__init__(vocab if vocab is not None else DiffusionVocab.dna(), denoiser)
-        self.config = _config_from(D3PMConfig, config, kwargs)
-        self.schedule = _schedule_from(self.config.schedule)
+    config_class = D3PMConfig
 
-    def sample_t(self, batch_size, *, generator=None, device=None, dtype=torch.float32,
-                 global_batch_size: int | None = None, offset: int = 0):
-        """FloatTensor[B]: step times ``i/T``, i stratified as in :meth:`MDLMObjective.sample_t`."""
-        T = self.config.num_timesteps
-        u = _sample_u(batch_size, self.config.antithetic, generator, device, dtype, global_batch_size, offset)
-        return (torch.floor(u * T).clamp(max=T - 1) + 1) / T
+    def times_from_u(self, u: torch.Tensor) -> torch.Tensor:
+        """Step times ``i / T`` with ``i = floor(u T) + 1``."""
+        return discrete_times(u, self.config.num_timesteps)
 
     def model_log_probs(self, logits: torch.Tensor, x_t: torch.Tensor) -> torch.Tensor:
         """log p~(x0 | z_t), FloatTensor[B, L, V] (float32+)."""
         extra = () if self.config.zero_masking else (self.vocab.mask_id,)
         logp = restricted_log_probs(logits, self.vocab, extra)
         if self.config.carry_over:
-            carry = torch.full_like(logp, float("-inf")).scatter_(-1, x_t.unsqueeze(-1), 0.0)
-            logp = torch.where((x_t == self.vocab.mask_id).unsqueeze(-1), logp, carry)
+            logp = carry_over(logp, x_t, self.vocab)
         return logp
 
     def loss(self, x0, attention_mask=None, t=None, *, denoiser=None, x_t=None, generator=None) -> ObjectiveOutput:
         den = self._denoiser(denoiser)
         T = self.config.num_timesteps
-        scored = self.vocab.scorable(x0, attention_mask)
-        if t is None:
-            t = self.sample_t(x0.shape[0], generator=generator, device=x0.device)
-        if x_t is None:
-            x_t, masked = mask_tokens(x0, t, self.schedule, self.vocab, scored, generator=generator)
-        else:
-            masked = (x_t == self.vocab.mask_id) & scored
-        logp = self.model_log_probs(den(x_t, t if self.config.time_conditioning else None), x_t)
+        scored, t, x_t, masked = self.noised(x0, attention_mask, t, x_t, generator)
+        logp = self.model_log_probs(self.denoise(den, x_t, t), x_t)
         dt = logp.dtype
         t = t.to(dt)
-        lp_x = logp.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
+        lp_x = token_log_probs(logp, x0)
         lp_m = logp[..., self.vocab.mask_id]
         p_m = lp_m.exp()
         zero = torch.zeros((), dtype=dt, device=logp.device)
@@ -451,12 +451,5 @@ def make_objective(spec: "str | Mapping[str, Any] | None" = None, vocab: Diffusi
 
     Example: ``make_objective({"name": "mdlm", "schedule": {"name": "cosine"}, "time": "discrete"})``.
     """
-    if spec is None:
-        spec = {}
-    if isinstance(spec, str):
-        spec = {"name": spec}
-    args = {**dict(spec), **kwargs}
-    name = args.pop("name", "mdlm")
-    if name not in _OBJECTIVES:
-        raise ValueError(f"unknown objective {name!r}; choose from {sorted(_OBJECTIVES)}")
+    name, args = split_spec(spec, kwargs, default="mdlm", known=_OBJECTIVES, what="objective")
     return _OBJECTIVES[name](args, vocab=vocab, denoiser=denoiser)

@@ -13,26 +13,26 @@ token with probability 1 (so it contributes exactly zero loss and receives no gr
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from genodiff.diffusion.schedules import NoiseSchedule
 from genodiff.diffusion.vocab import DiffusionVocab
+from genodiff.ops.precision import compute_dtype
 
 __all__ = [
     "uniform_times",
     "stratified_times",
     "apply_sampling_eps",
+    "discrete_times",
     "mask_tokens",
     "restricted_log_probs",
     "subs_log_probs",
+    "carry_over",
     "compute_dtype",
     "sedd_log_q",
 ]
-
-
-def compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    """float32 for half types, otherwise the dtype itself (float32 or float64)."""
-    return torch.promote_types(dtype, torch.float32)
 
 
 def uniform_times(batch_size: int, *, generator: torch.Generator | None = None, device=None,
@@ -77,6 +77,12 @@ def apply_sampling_eps(u: torch.Tensor, sampling_eps: float) -> torch.Tensor:
     return sampling_eps + (1.0 - sampling_eps) * u
 
 
+def discrete_times(u: torch.Tensor, num_timesteps: int) -> torch.Tensor:
+    """Map U[0,1) draws to the step times ``i / T`` of a T-step process, ``i = floor(u T) + 1`` in 1..T."""
+    T = num_timesteps
+    return (torch.floor(u * T).clamp(max=T - 1) + 1) / T
+
+
 def mask_tokens(
     x0: torch.Tensor,
     t: torch.Tensor,
@@ -111,13 +117,18 @@ def restricted_log_probs(logits: torch.Tensor, vocab: DiffusionVocab, extra_allo
     FloatTensor[B, L, V] (float32 or wider) -> same shape, nats. This is SUBS "zero masking
     probability" alone (no carry-over).
     """
+    return torch.log_softmax(_restricted_logits(logits, vocab, extra_allowed), dim=-1)
+
+
+def _restricted_logits(logits: torch.Tensor, vocab: DiffusionVocab,
+                       extra_allowed: tuple[int, ...] = ()) -> torch.Tensor:
+    """Logits in float32 or wider with ``-inf`` outside ``vocab.allowed_output_ids`` (plus ``extra_allowed``)."""
     logits = logits.to(compute_dtype(logits.dtype))
     allowed = vocab.allowed_mask(logits.device)
     if extra_allowed:
         allowed = allowed.clone()
         allowed[list(extra_allowed)] = True
-    logits = logits.masked_fill(~allowed, float("-inf"))
-    return torch.log_softmax(logits, dim=-1)
+    return logits.masked_fill(~allowed, float("-inf"))
 
 
 def subs_log_probs(logits: torch.Tensor, x_t: torch.Tensor, vocab: DiffusionVocab) -> torch.Tensor:
@@ -126,7 +137,12 @@ def subs_log_probs(logits: torch.Tensor, x_t: torch.Tensor, vocab: DiffusionVoca
     Masked positions: log-softmax over allowed ids. Unmasked positions: 0 at ``x_t[b, l]``,
     ``-inf`` elsewhere (carry-over), independent of the logits (no gradient).
     """
-    logp = restricted_log_probs(logits, vocab)
+    return carry_over(restricted_log_probs(logits, vocab), x_t, vocab)
+
+
+def carry_over(logp: torch.Tensor, x_t: torch.Tensor, vocab: DiffusionVocab) -> torch.Tensor:
+    """SUBS carry-over unmasking: ``logp`` [B, L, V] at masked positions of ``x_t``; at unmasked ones 0 at
+    ``x_t[b, l]`` and ``-inf`` elsewhere (independent of ``logp``, so no gradient)."""
     carry = torch.full_like(logp, float("-inf"))
     carry.scatter_(-1, x_t.unsqueeze(-1), 0.0)
     is_mask = (x_t == vocab.mask_id).unsqueeze(-1)
@@ -139,7 +155,5 @@ def sedd_log_q(logits: torch.Tensor, vocab: DiffusionVocab, scale_by_num_allowed
     ``-inf`` outside allowed ids; minus ``log(#allowed)`` when ``scale_by_num_allowed`` so that zero
     logits give total mass 1. The concrete score is ``q * alpha_t / (1 - alpha_t)``.
     """
-    import math
-
-    l = logits.to(compute_dtype(logits.dtype)).masked_fill(~vocab.allowed_mask(logits.device), float("-inf"))
+    l = _restricted_logits(logits, vocab)
     return l - math.log(vocab.num_allowed) if scale_by_num_allowed else l

@@ -1,10 +1,12 @@
 """Samplers for masked diffusion (and the AR / SEDD baselines) on one interface.
 
 Every sampler takes a denoiser ``(x_t: LongTensor[B, L], t: FloatTensor[B] | None) -> logits[B, L, V]``,
-a :class:`DiffusionVocab`, an initial state (all ``[MASK]`` except the *known* positions given by
-``known_tokens`` / ``known_mask``, which are carried over unchanged: prefix, suffix or any infilling
-pattern), and a ``torch.Generator`` for reproducibility. It returns :class:`SampleOutput` with the
-tokens (LongTensor[B, L]) and the number of denoiser calls it made.
+a :class:`DiffusionVocab`, an initial state (``x_init``, or all ``[MASK]`` except the *known* positions
+given by ``known_tokens`` / ``known_mask``, which are carried over unchanged: prefix, suffix or any
+infilling pattern), and a ``torch.Generator`` for reproducibility (one front end for all:
+:func:`_window_sampler`). It returns :class:`SampleOutput` with the tokens (LongTensor[B, L]) and the
+number of denoiser calls it made. A sampler fills one window: sequences longer than the model's context
+are generated semi-autoregressively, window by window, by :func:`genodiff.generate.conditioning.fill`.
 
 Randomness: all categorical draws are inverse-CDF draws from float64 probabilities with float64
 uniforms (float32 Gumbel-max truncates the tail and lowers sample entropy); unmasking decisions use
@@ -26,21 +28,21 @@ Samplers:
 * :func:`sedd_analytic_sample` -- SEDD's analytic ("Tweedie") sampler for the absorbing process,
   driven by unnormalized scores (see :class:`SEDDObjective`).
 * :func:`ar_sample` -- left-to-right sampling for the AR baseline.
-* :func:`semi_autoregressive_sample` -- sequences of any length by sliding a window of
-  ``block_length`` with ``stride`` new tokens per window, earlier tokens known.
 * :class:`Sampler` -- dispatch from a :class:`SamplerConfig` (or a plain dict via
   :func:`make_sampler`).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+import functools
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional
 
 import torch
 
 from genodiff.diffusion.process import sedd_log_q
 from genodiff.diffusion.schedules import NoiseSchedule, ScheduleConfig, make_schedule
+from genodiff.diffusion.specs import config_from
 from genodiff.diffusion.vocab import DiffusionVocab
 
 __all__ = [
@@ -55,7 +57,6 @@ __all__ = [
     "first_hitting_sample",
     "sedd_analytic_sample",
     "ar_sample",
-    "semi_autoregressive_sample",
 ]
 
 Denoiser = Callable[[torch.Tensor, Optional[torch.Tensor]], torch.Tensor]
@@ -126,25 +127,34 @@ def _check_generator(generator, device=None):
     return generator
 
 
+def _window_sampler(core: Callable[..., SampleOutput]) -> Callable[..., SampleOutput]:
+    """The front end every sampler shares, around ``core(denoiser, vocab, z, generator, **options)``.
+
+    The sampler it returns is called ``(denoiser, vocab, batch_size=None, length=None, *, x_init=None,
+    known_tokens=None, known_mask=None, generator=None, device=None, **options)``: ``x_init``
+    (LongTensor[B, L] with ``[MASK]`` at unknown positions; copied) is the initial state ``z``, else
+    :func:`initial_state` builds it from batch_size/length/known_*; without ``generator`` a randomly
+    seeded one (on ``z``'s device) is used. ``options`` are the core's keyword arguments.
+    """
+
+    def sampler(denoiser: Denoiser, vocab: DiffusionVocab, batch_size: int | None = None, length: int | None = None,
+                *, x_init: torch.Tensor | None = None, known_tokens: torch.Tensor | None = None,
+                known_mask: torch.Tensor | None = None, generator: torch.Generator | None = None, device=None,
+                **options) -> SampleOutput:
+        z = x_init.clone() if x_init is not None else initial_state(batch_size, length, vocab, known_tokens,
+                                                                     known_mask, device)
+        return core(denoiser, vocab, z, _check_generator(generator, z.device), **options)
+
+    functools.update_wrapper(sampler, core, assigned=("__module__", "__name__", "__qualname__", "__doc__"))
+    del sampler.__wrapped__  # help() and inspect.signature show the front end; the docstring the options
+    return sampler
+
+
 # ------------------------------------------------------------------------------------ ancestral
-def ancestral_sample(
-    denoiser: Denoiser,
-    vocab: DiffusionVocab,
-    batch_size: int | None = None,
-    length: int | None = None,
-    *,
-    x_init: torch.Tensor | None = None,
-    known_tokens: torch.Tensor | None = None,
-    known_mask: torch.Tensor | None = None,
-    schedule: NoiseSchedule | None = None,
-    num_steps: int = 1000,
-    cache: bool = False,
-    time_conditioning: bool = False,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
-    generator: torch.Generator | None = None,
-    device=None,
-) -> SampleOutput:
+@_window_sampler
+def ancestral_sample(denoiser: Denoiser, vocab: DiffusionVocab, z: torch.Tensor, generator: torch.Generator, *,
+                     schedule: NoiseSchedule | None = None, num_steps: int = 1000, cache: bool = False,
+                     time_conditioning: bool = False, temperature: float = 1.0, top_p: float = 1.0) -> SampleOutput:
     """MDLM ancestral sampling with the SUBS reverse process (see module docstring).
 
     Randomness: two float64 uniforms per position are drawn up front. ``u_unmask`` fixes the step
@@ -157,14 +167,13 @@ def ancestral_sample(
     any token is masked; the cached one only at steps where some token unmasks (the state has
     changed since the previous call), and skips the other steps without any work.
 
-    ``x_init`` (LongTensor[B, L] with ``[MASK]`` at unknown positions) overrides
-    batch_size/length/known_*. Time conditioning passes ``t = k/T`` (float32 [B]).
+    Called as ``ancestral_sample(denoiser, vocab, batch_size, length, *, x_init=..., known_tokens=...,
+    known_mask=..., generator=..., device=..., schedule=..., num_steps=..., cache=..., ...)`` (the shared
+    front end: :func:`_window_sampler`). Time conditioning passes ``t = k/T`` (float32 [B]).
     """
     if cache and time_conditioning:
         raise ValueError("the cached sampler needs time conditioning off (denoiser output must depend on z only)")
     schedule = schedule if schedule is not None else make_schedule("loglinear")
-    z = x_init.clone() if x_init is not None else initial_state(batch_size, length, vocab, known_tokens, known_mask, device)
-    generator = _check_generator(generator, z.device)
     B, L = z.shape
     dev = z.device
     u_unmask = torch.rand((B, L), generator=generator, dtype=torch.float64, device=dev)
@@ -194,33 +203,20 @@ def ancestral_sample(
 
 
 # -------------------------------------------------------------------------------- first hitting
-def first_hitting_sample(
-    denoiser: Denoiser,
-    vocab: DiffusionVocab,
-    batch_size: int | None = None,
-    length: int | None = None,
-    *,
-    x_init: torch.Tensor | None = None,
-    known_tokens: torch.Tensor | None = None,
-    known_mask: torch.Tensor | None = None,
-    schedule: NoiseSchedule | None = None,
-    time_conditioning: bool = False,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
-    generator: torch.Generator | None = None,
-    device=None,
-) -> SampleOutput:
+@_window_sampler
+def first_hitting_sample(denoiser: Denoiser, vocab: DiffusionVocab, z: torch.Tensor, generator: torch.Generator, *,
+                         schedule: NoiseSchedule | None = None, time_conditioning: bool = False,
+                         temperature: float = 1.0, top_p: float = 1.0) -> SampleOutput:
     """First-hitting sampler: exact simulation of the continuous-time reverse process.
 
     Each iteration draws, per row with n > 0 masked tokens, the next hitting time s from
     ``1 - alpha_s = (1 - alpha_t) u^(1/n)``, a uniformly random masked position, and its token
     from ``x_theta(z)`` evaluated at time s (the time only matters with time conditioning). All
     rows advance together, so the number of denoiser calls is the largest number of masked
-    positions in the batch (<= L).
+    positions in the batch (<= L). Called like :func:`ancestral_sample` (options: schedule,
+    time_conditioning, temperature, top_p).
     """
     schedule = schedule if schedule is not None else make_schedule("loglinear")
-    z = x_init.clone() if x_init is not None else initial_state(batch_size, length, vocab, known_tokens, known_mask, device)
-    generator = _check_generator(generator, z.device)
     B, L = z.shape
     dev = z.device
     m_t = schedule.mask_prob(torch.ones(B, dtype=torch.float64, device=dev))
@@ -253,32 +249,19 @@ def first_hitting_sample(
 
 
 # --------------------------------------------------------------------------------- SEDD analytic
-def sedd_analytic_sample(
-    denoiser: Denoiser,
-    vocab: DiffusionVocab,
-    batch_size: int | None = None,
-    length: int | None = None,
-    *,
-    x_init: torch.Tensor | None = None,
-    known_tokens: torch.Tensor | None = None,
-    known_mask: torch.Tensor | None = None,
-    schedule: NoiseSchedule | None = None,
-    num_steps: int = 1000,
-    time_conditioning: bool = False,
-    scale_by_num_allowed: bool = True,
-    generator: torch.Generator | None = None,
-    device=None,
-) -> SampleOutput:
+@_window_sampler
+def sedd_analytic_sample(denoiser: Denoiser, vocab: DiffusionVocab, z: torch.Tensor, generator: torch.Generator, *,
+                         schedule: NoiseSchedule | None = None, num_steps: int = 1000, time_conditioning: bool = False,
+                         scale_by_num_allowed: bool = True) -> SampleOutput:
     """SEDD analytic sampler for the absorbing process (Lou et al. 2024, "Tweedie tau-leaping").
 
     With concrete scores ``s_y = q_y alpha_t/(1 - alpha_t)`` at a masked position, the exact reverse
     transition from t to s is ``P(z_s = y) ∝ expm1(sigma_t - sigma_s) s_y`` and
     ``P(z_s = [MASK]) ∝ (1 - alpha_s)/(1 - alpha_t)``, normalized (it equals MDLM's step when
-    ``sum q = 1``). The last step denoises fully (no [MASK] option). One call per step.
+    ``sum q = 1``). The last step denoises fully (no [MASK] option). One call per step. Called like
+    :func:`ancestral_sample` (options: schedule, num_steps, time_conditioning, scale_by_num_allowed).
     """
     schedule = schedule if schedule is not None else make_schedule("loglinear")
-    z = x_init.clone() if x_init is not None else initial_state(batch_size, length, vocab, known_tokens, known_mask, device)
-    generator = _check_generator(generator, z.device)
     B, L = z.shape
     dev = z.device
     calls = 0
@@ -303,29 +286,16 @@ def sedd_analytic_sample(
 
 
 # ------------------------------------------------------------------------------------------ AR
-def ar_sample(
-    denoiser: Denoiser,
-    vocab: DiffusionVocab,
-    batch_size: int | None = None,
-    length: int | None = None,
-    *,
-    x_init: torch.Tensor | None = None,
-    known_tokens: torch.Tensor | None = None,
-    known_mask: torch.Tensor | None = None,
-    bos_id: int | None = None,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
-    generator: torch.Generator | None = None,
-    device=None,
-) -> SampleOutput:
+@_window_sampler
+def ar_sample(denoiser: Denoiser, vocab: DiffusionVocab, z: torch.Tensor, generator: torch.Generator, *,
+              bos_id: int | None = None, temperature: float = 1.0, top_p: float = 1.0) -> SampleOutput:
     """Left-to-right sampling for :class:`ARObjective` models (inputs ``[bos, x^0..x^{L-2}]``).
 
     Known positions are kept (teacher-forced); this is exact conditioning only for a known
-    *prefix*. One denoiser call per position that is unknown in some row (no KV cache).
+    *prefix*. One denoiser call per position that is unknown in some row (no KV cache). Called like
+    :func:`ancestral_sample` (options: bos_id, temperature, top_p).
     """
     bos = vocab.mask_id if bos_id is None else bos_id
-    z = x_init.clone() if x_init is not None else initial_state(batch_size, length, vocab, known_tokens, known_mask, device)
-    generator = _check_generator(generator, z.device)
     B, L = z.shape
     calls = 0
     for l in range(L):
@@ -341,66 +311,19 @@ def ar_sample(
     return SampleOutput(z, calls, L)
 
 
-# ---------------------------------------------------------------------------- semi-autoregressive
-def semi_autoregressive_sample(
-    sample_window: Callable[..., SampleOutput],
-    vocab: DiffusionVocab,
-    batch_size: int,
-    total_length: int,
-    block_length: int,
-    stride: int,
-    *,
-    prefix: torch.Tensor | None = None,
-    generator: torch.Generator | None = None,
-    device=None,
-) -> SampleOutput:
-    """Generate ``total_length`` tokens with a model of context ``block_length``.
-
-    ``sample_window(x_init=..., generator=...) -> SampleOutput`` fills the ``[MASK]`` positions of a
-    [B, W] window (e.g. ``functools.partial(ancestral_sample, denoiser, vocab, num_steps=...)``).
-    The first window is ``block_length`` long (starting with ``prefix`` [B, P] or [P] if given);
-    each next window keeps the last ``block_length - stride`` generated tokens as known context and
-    generates ``stride`` new ones (the last window keeps more context so it is still full). Returns the concatenation (prefix included) cut to total_length.
-    """
-    if not 0 < stride <= block_length:
-        raise ValueError("need 0 < stride <= block_length")
-    generator = _check_generator(generator, device)
-    if prefix is None:
-        out = torch.empty((batch_size, 0), dtype=torch.long, device=device)
-    else:
-        out = prefix.to(device).expand(batch_size, -1).clone()
-    calls = steps = 0
-    first = True
-    while out.shape[1] < total_length:
-        if first:
-            ctx = out[:, -block_length:] if out.shape[1] else out
-            n_new = min(block_length - ctx.shape[1], total_length - out.shape[1])
-            if n_new <= 0:  # prefix already fills a window: slide
-                first = False
-                continue
-            first = False
-        else:
-            n_new = min(stride, total_length - out.shape[1])
-            ctx = out[:, out.shape[1] - min(out.shape[1], block_length - n_new):]
-        window = torch.cat([ctx, torch.full((batch_size, n_new), vocab.mask_id, dtype=torch.long, device=out.device)], 1)
-        res = sample_window(x_init=window, generator=generator)
-        calls += res.num_denoiser_calls
-        steps += res.num_steps
-        out = torch.cat([out, res.tokens[:, ctx.shape[1]:]], 1)
-    return SampleOutput(out[:, :total_length], calls, steps)
-
-
 # ---------------------------------------------------------------------------------------- config
 @dataclass
 class SamplerConfig:
-    """Sampler options (mirrors a Hydra ``sampler/`` group).
+    """Sampler options: what ``sampler`` may hold in ``genodiff sample text`` (a method name or a dict of
+    these fields; ``steps`` / ``temperature`` / ``top_p`` fill ``num_steps`` / ``temperature`` / ``top_p``).
 
     method: ``"cached"`` (default), ``"ancestral"``, ``"first_hitting"``, ``"sedd"`` or ``"ar"``.
     num_steps: T for ancestral / cached / sedd. schedule: schedule spec (should match training).
     time_conditioning: pass t to the denoiser (not allowed with ``cached``).
     temperature, top_p: see :func:`token_probs` (not used by ``sedd``).
-    block_length, stride: semi-autoregressive generation in :meth:`Sampler.generate`.
     bos_id: AR start token (default ``[MASK]``). seed: default seed when no generator is passed.
+    Sequences longer than the model's context are generated window by window by
+    :func:`genodiff.generate.conditioning.fill`, which takes :meth:`Sampler.sample` as its window sampler.
     """
 
     method: str = "cached"
@@ -409,8 +332,6 @@ class SamplerConfig:
     time_conditioning: bool = False
     temperature: float = 1.0
     top_p: float = 1.0
-    block_length: int | None = None
-    stride: int | None = None
     bos_id: int | None = None
     sedd_scale_by_num_allowed: bool = True
     seed: int | None = None
@@ -423,15 +344,7 @@ class Sampler:
     """Config-driven front end: ``Sampler(cfg, vocab).sample(denoiser, batch_size, length, ...)``."""
 
     def __init__(self, config: SamplerConfig | Mapping | None = None, vocab: DiffusionVocab | None = None, **kwargs):
-        if config is None:
-            config = {}
-        if isinstance(config, SamplerConfig):
-            config = asdict(config)
-        args = {**dict(config), **kwargs}
-        bad = set(args) - {f.name for f in fields(SamplerConfig)}
-        if bad:
-            raise ValueError(f"SamplerConfig does not take {sorted(bad)}")
-        self.config = SamplerConfig(**args)
+        self.config = config_from(SamplerConfig, config, kwargs)
         if self.config.method not in _METHODS:
             raise ValueError(f"unknown sampler {self.config.method!r}; choose from {_METHODS}")
         self.vocab = vocab if vocab is not None else DiffusionVocab.dna()
@@ -471,15 +384,6 @@ class Sampler:
                 raise ValueError("give length or x_init")
             x_init = initial_state(batch_size, length, self.vocab, known_tokens, known_mask, device)
         return self._window_fn(denoiser)(x_init=x_init, generator=self._generator(generator, x_init.device))
-
-    def generate(self, denoiser: Denoiser, batch_size: int, total_length: int, *, block_length: int | None = None,
-                 stride: int | None = None, prefix: torch.Tensor | None = None,
-                 generator: torch.Generator | None = None, device=None) -> SampleOutput:
-        """Semi-autoregressive generation of any length (see :func:`semi_autoregressive_sample`)."""
-        bl = block_length or self.config.block_length or total_length
-        st = stride or self.config.stride or max(1, bl // 2)
-        return semi_autoregressive_sample(self._window_fn(denoiser), self.vocab, batch_size, total_length, bl, st,
-                                          prefix=prefix, generator=self._generator(generator, device), device=device)
 
 
 def make_sampler(spec: "str | Mapping[str, Any] | None" = None, vocab: DiffusionVocab | None = None, **kwargs) -> Sampler:

@@ -31,6 +31,8 @@ from typing import Any, Mapping
 
 import torch
 
+from genodiff.diffusion.specs import split_spec
+
 __all__ = [
     "NoiseSchedule",
     "LogLinearSchedule",
@@ -49,9 +51,11 @@ def _t(t: Any) -> torch.Tensor:
 
 
 class NoiseSchedule:
-    """Base class. Subclasses define either (alpha, dalpha, mask_prob) or (sigma, dsigma)."""
+    """Base class. Subclasses define either (alpha, dalpha, mask_prob) or (sigma, dsigma); ``params`` names
+    their constructor arguments (kept as attributes of the same name)."""
 
     name = "base"
+    params: tuple[str, ...] = ()
 
     def sigma(self, t: torch.Tensor) -> torch.Tensor:
         return -torch.log(self.alpha(t))
@@ -82,22 +86,38 @@ class NoiseSchedule:
         raise NotImplementedError
 
     def config(self) -> dict:
-        return {"name": self.name}
+        return {"name": self.name, **{p: getattr(self, p) for p in self.params}}
 
     def __repr__(self) -> str:  # pragma: no cover - cosmetic
         args = ", ".join(f"{k}={v}" for k, v in self.config().items() if k != "name")
         return f"{type(self).__name__}({args})"
 
 
-class LogLinearSchedule(NoiseSchedule):
-    """alpha_t = 1 - (1 - eps) t; sigma = -log1p(-(1-eps) t); w(t) = 1/t (MDLM default)."""
+class _EpsSchedule(NoiseSchedule):
+    """An alpha-based schedule with ``alpha_1 = eps`` in [0, 1)."""
 
-    name = "loglinear"
+    params = ("eps",)
 
     def __init__(self, eps: float = 1e-3):
         if not 0.0 <= eps < 1.0:
             raise ValueError(f"eps must be in [0, 1), got {eps}")
         self.eps = float(eps)
+
+
+class _SigmaSchedule(NoiseSchedule):
+    """A sigma-based schedule between ``sigma_min`` and ``sigma_max``; ``w(t) = sigma'(t) / expm1(sigma(t))``."""
+
+    params = ("sigma_min", "sigma_max")
+
+    def loss_weight(self, t):
+        t = _t(t)
+        return self.dsigma(t) / torch.expm1(self.sigma(t))
+
+
+class LogLinearSchedule(_EpsSchedule):
+    """alpha_t = 1 - (1 - eps) t; sigma = -log1p(-(1-eps) t); w(t) = 1/t (MDLM default)."""
+
+    name = "loglinear"
 
     def alpha(self, t):
         return 1.0 - (1.0 - self.eps) * _t(t)
@@ -122,11 +142,8 @@ class LogLinearSchedule(NoiseSchedule):
     def t_from_mask_prob(self, m):
         return (_t(m) / (1.0 - self.eps)).clamp(0.0, 1.0)
 
-    def config(self):
-        return {"name": self.name, "eps": self.eps}
 
-
-class LinearSchedule(NoiseSchedule):
+class LinearSchedule(_SigmaSchedule):
     """sigma(t) = sigma_min + (sigma_max - sigma_min) t (linear total noise)."""
 
     name = "linear"
@@ -142,19 +159,12 @@ class LinearSchedule(NoiseSchedule):
     def dsigma(self, t):
         return torch.full_like(_t(t), self.sigma_max - self.sigma_min)
 
-    def loss_weight(self, t):
-        t = _t(t)
-        return self.dsigma(t) / torch.expm1(self.sigma(t))
-
     def t_from_mask_prob(self, m):
         s = -torch.log1p(-_t(m))
         return ((s - self.sigma_min) / (self.sigma_max - self.sigma_min)).clamp(0.0, 1.0)
 
-    def config(self):
-        return {"name": self.name, "sigma_min": self.sigma_min, "sigma_max": self.sigma_max}
 
-
-class GeometricSchedule(NoiseSchedule):
+class GeometricSchedule(_SigmaSchedule):
     """sigma(t) = sigma_min^(1-t) * sigma_max^t (SEDD's geometric schedule)."""
 
     name = "geometric"
@@ -171,27 +181,15 @@ class GeometricSchedule(NoiseSchedule):
     def dsigma(self, t):
         return self.sigma(t) * self._log_ratio
 
-    def loss_weight(self, t):
-        t = _t(t)
-        return self.dsigma(t) / torch.expm1(self.sigma(t))
-
     def t_from_mask_prob(self, m):
         s = -torch.log1p(-_t(m))
         return (torch.log(s / self.sigma_min) / self._log_ratio).clamp(0.0, 1.0)
 
-    def config(self):
-        return {"name": self.name, "sigma_min": self.sigma_min, "sigma_max": self.sigma_max}
 
-
-class CosineSchedule(NoiseSchedule):
+class CosineSchedule(_EpsSchedule):
     """alpha_t = eps + (1-eps) cos(pi t / 2); 1 - alpha_t = 2 (1-eps) sin^2(pi t / 4)."""
 
     name = "cosine"
-
-    def __init__(self, eps: float = 1e-3):
-        if not 0.0 <= eps < 1.0:
-            raise ValueError(f"eps must be in [0, 1), got {eps}")
-        self.eps = float(eps)
 
     def alpha(self, t):
         return self.eps + (1.0 - self.eps) * torch.cos(0.5 * math.pi * _t(t))
@@ -206,19 +204,11 @@ class CosineSchedule(NoiseSchedule):
         r = (_t(m) / (2.0 * (1.0 - self.eps))).clamp(0.0, 0.5)
         return (4.0 / math.pi * torch.asin(torch.sqrt(r))).clamp(0.0, 1.0)
 
-    def config(self):
-        return {"name": self.name, "eps": self.eps}
 
-
-class CosineSqrSchedule(NoiseSchedule):
+class CosineSqrSchedule(_EpsSchedule):
     """alpha_t = eps + (1-eps) cos^2(pi t / 2); 1 - alpha_t = (1-eps) sin^2(pi t / 2)."""
 
     name = "cosine_sqr"
-
-    def __init__(self, eps: float = 1e-3):
-        if not 0.0 <= eps < 1.0:
-            raise ValueError(f"eps must be in [0, 1), got {eps}")
-        self.eps = float(eps)
 
     def alpha(self, t):
         return self.eps + (1.0 - self.eps) * torch.cos(0.5 * math.pi * _t(t)) ** 2
@@ -232,9 +222,6 @@ class CosineSqrSchedule(NoiseSchedule):
     def t_from_mask_prob(self, m):
         r = (_t(m) / (1.0 - self.eps)).clamp(0.0, 1.0)
         return (2.0 / math.pi * torch.asin(torch.sqrt(r))).clamp(0.0, 1.0)
-
-    def config(self):
-        return {"name": self.name, "eps": self.eps}
 
 
 _SCHEDULES = {
@@ -266,18 +253,10 @@ def make_schedule(spec: "str | Mapping[str, Any] | ScheduleConfig | NoiseSchedul
         return spec
     if isinstance(spec, ScheduleConfig):
         spec = asdict(spec)
-    if spec is None:
-        spec = {}
-    if isinstance(spec, str):
-        spec = {"name": spec}
-    args = {**dict(spec), **kwargs}
-    name = args.pop("name", "loglinear")
-    if name not in _SCHEDULES:
-        raise ValueError(f"unknown noise schedule {name!r}; choose from {sorted(_SCHEDULES)}")
+    name, args = split_spec(spec, kwargs, default="loglinear", known=_SCHEDULES, what="noise schedule")
     args = {k: v for k, v in args.items() if v is not None}
     cls = _SCHEDULES[name]
-    valid = {"eps"} if name in ("loglinear", "cosine", "cosine_sqr") else {"sigma_min", "sigma_max"}
-    bad = set(args) - valid
+    bad = set(args) - set(cls.params)
     if bad:
         raise ValueError(f"schedule {name!r} does not take {sorted(bad)}")
     return cls(**args)

@@ -55,9 +55,6 @@ class TinyWorld:
         w = (self.K + 1) ** torch.arange(self.L - 1, -1, -1, device=z.device)
         return (z * w).sum(-1)
 
-    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.log(self.probs[self.seq_index(x)])
-
     def _build_table(self) -> torch.Tensor:
         K, L = self.K, self.L
         states = torch.tensor(list(itertools.product(range(K + 1), repeat=L)), dtype=torch.long)  # [S, L]

@@ -20,7 +20,7 @@ from typing import Sequence
 
 import torch
 
-from genodiff.data import vocab as dna_vocab
+from genodiff.data.genome import vocab as dna_vocab
 
 __all__ = ["DiffusionVocab"]
 

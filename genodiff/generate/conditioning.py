@@ -17,7 +17,8 @@ Ways to build templates:
 semi-autoregressively: the first window is ``block_length`` long, every following window commits the next
 ``stride`` positions with the preceding ``block_length - stride`` positions (already known or generated)
 as context. Known bases inside the current window are context too; known bases further right are not
-seen until their window comes (a limitation of semi-autoregressive generation).
+seen until their window comes (a limitation of semi-autoregressive generation). Text generation uses the
+same windows (:func:`genodiff.generate.text.generate_text`).
 
 GC target (:func:`gc_accept`): *rejection sampling*. Whole sequences are drawn from the model and kept
 only when the GC fraction of their generated positions lies within ``target +- tolerance``. The kept
@@ -28,36 +29,28 @@ purpose); the acceptance rate is reported so users see how far the target is fro
 from __future__ import annotations
 
 import re
-import sys
-import time
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 import torch
 
-from genodiff.data import vocab as V
+from genodiff.data.genome import vocab as V
+from genodiff.data.genome.alphabet import BYTE_TO_ID, ID_TO_BYTE, INVALID
 from genodiff.errors import InputError
 
 __all__ = ["Template", "blank_template", "prefix_suffix_template", "template_from_string", "parse_region",
-           "region_template", "fill", "gc_fraction", "gc_accept", "runs_of", "Progress", "decode"]
-
-_LUT = np.full(256, -1, dtype=np.int64)
-for _ch, _id in (("A", V.A_ID), ("C", V.C_ID), ("G", V.G_ID), ("T", V.T_ID), ("U", V.T_ID), ("N", V.N_ID)):
-    _LUT[ord(_ch)] = _id
-    _LUT[ord(_ch.lower())] = _id
-for _ch in "RYSWKMBDHVryswkmbdhv":
-    _LUT[ord(_ch)] = V.N_ID
-_ID_TO_CHAR = np.array([ord(c) for c in "???????ACGTN"], dtype=np.uint8)
+           "region_template", "fill", "gc_fraction", "gc_accept", "runs_of", "encode", "decode"]
 
 
 def encode(seq: str) -> np.ndarray:
-    """Known DNA string -> ids (np.int64 [L]); IUPAC ambiguity codes -> N."""
-    ids = _LUT[np.frombuffer(seq.encode("ascii"), dtype=np.uint8)]
-    if (ids < 0).any():
-        bad = seq[int(np.flatnonzero(ids < 0)[0])]
-        raise InputError(f"non-DNA character {bad!r} in a sequence")
-    return ids
+    """Known DNA string -> ids (np.int64 [L]) with the genome alphabet's byte table (either case; U -> T;
+    IUPAC ambiguity codes -> N); any other character raises :class:`InputError`."""
+    ids = BYTE_TO_ID[np.frombuffer(seq.encode("ascii"), dtype=np.uint8)]
+    bad = ids == INVALID
+    if bad.any():
+        raise InputError(f"non-DNA character {seq[int(np.flatnonzero(bad)[0])]!r} in a sequence")
+    return ids.astype(np.int64)
 
 
 def decode(ids) -> str:
@@ -66,7 +59,7 @@ def decode(ids) -> str:
     arr = arr.astype(np.int64)
     if arr.size and (arr.min() < V.A_ID or arr.max() > V.N_ID):
         raise ValueError("cannot decode special tokens as DNA")
-    return _ID_TO_CHAR[arr].tobytes().decode("ascii")
+    return ID_TO_BYTE[arr].tobytes().decode("ascii")
 
 
 @dataclass
@@ -212,31 +205,3 @@ def gc_accept(gc: torch.Tensor, target: float | None, tolerance: float) -> torch
     if target is None:
         return torch.ones_like(gc, dtype=torch.bool)
     return (gc - float(target)).abs() <= float(tolerance) + 1e-12
-
-
-class Progress:
-    """A minimal stderr progress bar (``done/total``, rate, ETA); silent when disabled."""
-
-    def __init__(self, total: int, label: str = "", enabled: bool = True, stream=None):
-        self.total, self.label, self.enabled = max(int(total), 1), label, enabled
-        self.stream = stream or sys.stderr
-        self.done = 0
-        self.start = time.time()
-        self._last = 0.0
-
-    def update(self, n: int = 1) -> None:
-        self.done += n
-        if not self.enabled:
-            return
-        now = time.time()
-        if now - self._last < 0.5 and self.done < self.total:
-            return
-        self._last = now
-        frac = min(self.done / self.total, 1.0)
-        rate = self.done / max(now - self.start, 1e-9)
-        eta = (self.total - self.done) / rate if rate > 0 else float("inf")
-        bar = "#" * int(frac * 30)
-        self.stream.write(f"\r{self.label} [{bar:<30}] {self.done}/{self.total} {rate:.2f}/s eta {eta:.0f}s")
-        if self.done >= self.total:
-            self.stream.write("\n")
-        self.stream.flush()

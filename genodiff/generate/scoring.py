@@ -17,16 +17,25 @@ comparisons (ref vs alt allele, a sequence vs its reverse complement with :meth:
 noisy than independent estimates: for an exactly RC-equivariant model (Caduceus-PS), a sequence scored with
 draws D and its reverse complement scored with ``D.mirrored()`` give the same value up to float rounding.
 Positions that are not A/C/G/T (``N``) are context only: never masked, never scored.
+
+:func:`nelbo_on_batches` is the held-out evaluation of ``genodiff evaluate`` (DNA and text alike): the
+diffusion core's :func:`~genodiff.diffusion.likelihood.estimate_nelbo` on every batch, aggregated in float64.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable, Iterable
 
 import torch
 
-__all__ = ["Draws", "make_draws", "pick_method", "nelbo_with_draws", "NelboResult"]
+from genodiff.diffusion.likelihood import NELBOEstimate, estimate_nelbo, mean_and_stderr
+from genodiff.diffusion.objectives import ARObjective, MDLMObjective
+
+__all__ = ["Draws", "make_draws", "pick_method", "nelbo_with_draws", "nelbo_on_batches", "LN2"]
+
+LN2 = math.log(2.0)
 
 
 @dataclass
@@ -51,8 +60,6 @@ class Draws:
 
 def pick_method(objective, requested: str = "auto") -> str:
     """``auto``: ``num_masked`` for continuous-time MDLM without time conditioning, else ``antithetic``."""
-    from genodiff.diffusion.objectives import MDLMObjective
-
     if requested != "auto":
         return requested
     cfg = getattr(objective, "config", None)
@@ -71,36 +78,16 @@ def make_draws(K: int, L: int, method: str, seed: int) -> Draws:
     return Draws(u, keys, method)
 
 
-@dataclass
-class NelboResult:
-    """Per-sequence results: ``nelbo`` float64 [B] (nats), ``stderr`` [B] (nats), ``num_tokens`` [B] (scored
-    bases), ``samples`` float64 [B, K] (the per-draw values, for paired differences)."""
-
-    nelbo: torch.Tensor
-    stderr: torch.Tensor
-    num_tokens: torch.Tensor
-    samples: torch.Tensor
-
-
-def _stderr(samples: torch.Tensor) -> torch.Tensor:
-    K = samples.shape[-1]
-    if K < 2:
-        return torch.full(samples.shape[:-1], float("nan"), dtype=torch.float64)
-    return samples.std(-1, unbiased=True) / math.sqrt(K)
-
-
 @torch.no_grad()
-def nelbo_with_draws(objective, denoiser, x0: torch.Tensor, draws: Draws) -> NelboResult:
+def nelbo_with_draws(objective, denoiser, x0: torch.Tensor, draws: Draws) -> NELBOEstimate:
     """NELBO of each row of ``x0`` (LongTensor[B, L]) using ``draws`` (shared by all rows).
 
     The AR objective is exact (K = 1 value, stderr 0). Returns float64 CPU tensors.
     """
-    from genodiff.diffusion.objectives import ARObjective, MDLMObjective
-
     if isinstance(objective, ARObjective):
         out = objective.loss(x0, None, denoiser=denoiser)
         v = out.nelbo_per_seq.double().cpu()
-        return NelboResult(v, torch.zeros_like(v), out.num_tokens.cpu(), v[:, None])
+        return NELBOEstimate(v, torch.zeros_like(v), out.num_tokens.cpu(), v[:, None])
     B, L = x0.shape
     if draws.keys.shape[-1] != L:
         raise ValueError(f"draws are for length {draws.keys.shape[-1]}, sequences have length {L}")
@@ -140,4 +127,31 @@ def nelbo_with_draws(objective, denoiser, x0: torch.Tensor, draws: Draws) -> Nel
             raise ValueError(f"unknown method {d.method!r} (num_masked | antithetic)")
         vals.append(v.cpu())
     samples = torch.stack(vals, 1)
-    return NelboResult(samples.mean(1), _stderr(samples), n.cpu(), samples)
+    return NELBOEstimate(*mean_and_stderr(samples), n.cpu(), samples)
+
+
+def nelbo_on_batches(denoiser, objective, batches: Iterable[torch.Tensor], num_samples: int, method: str, seed: int,
+                     progress: Callable[[int], object] | None = None) -> dict[str, float]:
+    """Aggregate per-sequence NELBO estimates over batches (float64): nats/token, its standard error, bits.
+
+    Batch ``i`` (LongTensor[B, L]) is estimated with ``num_samples`` draws from a generator seeded with
+    ``seed * 1_000_003 + i``; ``progress(B)`` is called after each batch. The keys say ``per_base`` for DNA
+    and text alike (a token is a base for DNA)."""
+    total = torch.zeros((), dtype=torch.float64)
+    variance = torch.zeros((), dtype=torch.float64)
+    tokens = torch.zeros((), dtype=torch.float64)
+    sequences = 0
+    for index, x0 in enumerate(batches):
+        generator = torch.Generator(device=x0.device).manual_seed(seed * 1_000_003 + index)
+        est = estimate_nelbo(objective, denoiser, x0, None, num_samples, method, generator=generator)
+        total += est.nelbo.double().sum().cpu()
+        variance += est.stderr.double().nan_to_num(0.0).pow(2).sum().cpu()
+        tokens += est.num_tokens.double().sum().cpu()
+        sequences += x0.shape[0]
+        if progress is not None:
+            progress(x0.shape[0])
+    nats = float(total / tokens.clamp(min=1))
+    stderr = float(variance.sqrt() / tokens.clamp(min=1))
+    return {"nats_per_base": nats, "nats_per_base_stderr": stderr, "bits_per_base": nats / LN2,
+            "bits_per_base_stderr": stderr / LN2, "perplexity_bound": math.exp(nats), "tokens": int(tokens),
+            "sequences": sequences}

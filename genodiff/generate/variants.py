@@ -23,14 +23,16 @@ Since NELBO >= -log p, the llr is a difference of bounds, not an exact log-likel
 from __future__ import annotations
 
 import gzip
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from genodiff.diffusion.likelihood import mean_and_stderr
 from genodiff.errors import InputError
+from genodiff.generate.conditioning import encode
+from genodiff.generate.scoring import make_draws, nelbo_with_draws, pick_method
 
 __all__ = ["Variant", "read_variants", "variant_window", "score_variants", "TSV_COLUMNS"]
 
@@ -172,9 +174,6 @@ def score_variants(model, variants: list[Variant], genome, window: int, num_samp
     Windows of equal length share one set of draws (seeded by ``seed`` and the length), so ref and alt of a
     variant see identical masking randomness; the paired per-draw differences give ``llr_stderr``.
     """
-    from genodiff.generate.conditioning import encode
-    from genodiff.generate.scoring import make_draws, nelbo_with_draws, pick_method
-
     method = pick_method(model.objective, method)
     jobs = []
     for v in variants:
@@ -196,8 +195,7 @@ def score_variants(model, variants: list[Variant], genome, window: int, num_samp
             r_ref = nelbo_with_draws(model.objective, model.denoiser, ref, draws)
             r_alt = nelbo_with_draws(model.objective, model.denoiser, alt, draws)
             diff = r_ref.samples - r_alt.samples  # [B, K]
-            K = diff.shape[1]
-            se = diff.std(1, unbiased=True) / math.sqrt(K) if K > 1 else torch.full((diff.shape[0],), float("nan"))
+            se = mean_and_stderr(diff)[1]
             for j, (v, _, _) in enumerate(chunk):
                 llr = float(diff[j].mean())
                 s = float(se[j])

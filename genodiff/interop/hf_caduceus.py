@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
 import torch
+from safetensors.torch import load_file, save
 
+from genodiff.data.download import FetchError, download_file
+from genodiff.data.files import atomic_write_bytes, atomic_write_text, read_json
+from genodiff.data.manifest import default_cache_dir
 from genodiff.errors import DownloadError, InputError
 from genodiff.models.caduceus import Caduceus, CaduceusConfig
 
@@ -224,8 +225,6 @@ def _read_weight_file(p: Path) -> Dict[str, torch.Tensor]:
         raise InputError(f"{p}: weight file not found")
     try:
         if p.name.endswith(".safetensors"):
-            from safetensors.torch import load_file  # noqa: PLC0415
-
             return load_file(str(p), device="cpu")
         obj = torch.load(str(p), map_location="cpu", weights_only=True)
     except InputError:
@@ -247,10 +246,7 @@ def load_caduceus(folder: Union[str, Path], map_location: Union[str, torch.devic
     cfg_path = folder / "config.json"
     if not cfg_path.is_file():
         raise InputError(f"{folder}: no config.json (expected a Hugging Face Caduceus checkpoint folder)")
-    try:
-        hf = json.loads(cfg_path.read_text())
-    except ValueError as e:
-        raise InputError(f"{cfg_path}: invalid JSON ({e})") from None
+    hf = read_json(cfg_path)
     config = config_from_hf(hf, source=str(cfg_path))
     model = Caduceus(config)
     load_hf_state_dict(model, read_checkpoint_weights(folder), source=str(folder))
@@ -261,26 +257,11 @@ def save_caduceus(model: Caduceus, folder: Union[str, Path], drop_tied: bool = T
     """Export ``model`` as an HF checkpoint folder (``config.json`` + ``model.safetensors``, metadata
     ``{"format": "pt"}``, tied duplicates dropped like ``save_pretrained``). Files are written to temporary
     names and renamed, so a failure leaves no partial file. Returns the folder."""
-    from safetensors.torch import save_file  # noqa: PLC0415
-
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    tensors = to_hf_state_dict(model, drop_tied=drop_tied)
-    cfg = config_to_hf(model.config)
-    tmp_w = tempfile.NamedTemporaryFile(dir=folder, prefix=".model.", suffix=".tmp", delete=False)
-    tmp_c = tempfile.NamedTemporaryFile(dir=folder, prefix=".config.", suffix=".tmp", delete=False, mode="w")
-    try:
-        tmp_w.close()
-        save_file(tensors, tmp_w.name, metadata={"format": "pt"})
-        json.dump(cfg, tmp_c, indent=2, sort_keys=True)
-        tmp_c.write("\n")
-        tmp_c.close()
-        os.replace(tmp_w.name, folder / "model.safetensors")
-        os.replace(tmp_c.name, folder / "config.json")
-    finally:
-        for t in (tmp_w.name, tmp_c.name):
-            if os.path.exists(t):
-                os.unlink(t)
+    weights = save(to_hf_state_dict(model, drop_tied=drop_tied), metadata={"format": "pt"})
+    config = json.dumps(config_to_hf(model.config), indent=2, sort_keys=True) + "\n"
+    atomic_write_bytes(folder / "model.safetensors", weights)
+    atomic_write_text(folder / "config.json", config)
     return folder
 
 
@@ -295,38 +276,8 @@ def _hf_hub():
         return None
 
 
-def _default_cache_dir() -> Path:
-    env = os.environ.get("GENODIFF_CACHE")
-    if env:
-        return Path(env) / "hf"
-    try:
-        from platformdirs import user_cache_dir  # noqa: PLC0415
-
-        return Path(user_cache_dir("genodiff")) / "hf"
-    except ImportError:
-        return Path.home() / ".cache" / "genodiff" / "hf"
-
-
 def _endpoint() -> str:
     return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
-
-
-def _http_get(url: str, dest: Path, timeout: float = 60.0) -> None:
-    """Download ``url`` to ``dest`` atomically. Raises urllib errors / OSError."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    req = urllib.request.Request(url, headers={"User-Agent": "genodiff"})
-    tmp = dest.with_name(dest.name + ".part")
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r, open(tmp, "wb") as f:
-            while True:
-                chunk = r.read(1 << 20)
-                if not chunk:
-                    break
-                f.write(chunk)
-        os.replace(tmp, dest)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _download_hf(repo: str, revision: str, cache_dir: Optional[Union[str, Path]]) -> Path:
@@ -354,23 +305,23 @@ def _download_hf(repo: str, revision: str, cache_dir: Optional[Union[str, Path]]
                 return cfg.parent
         raise DownloadError(f"{where}: the repository has no model.safetensors or pytorch_model.bin")
 
-    folder = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "hf"
     folder = folder / repo.replace("/", "--") / revision
     if (folder / "config.json").is_file() and any((folder / n).is_file() for n in WEIGHT_FILES):
         return folder  # cached
     base = f"{_endpoint()}/{repo}/resolve/{revision}"
     try:
-        _http_get(f"{base}/config.json", folder / "config.json")
+        download_file(f"{base}/config.json", folder / "config.json", progress=False)
         for name in WEIGHT_FILES:
             try:
-                _http_get(f"{base}/{name}", folder / name)
+                download_file(f"{base}/{name}", folder / name, progress=False)
                 return folder
-            except urllib.error.HTTPError as e:
-                if e.code == 404 and name != WEIGHT_FILES[-1]:
+            except FetchError as e:
+                if e.status == 404 and name != WEIGHT_FILES[-1]:
                     continue
                 raise
-    except (urllib.error.URLError, OSError, ValueError) as e:
-        reason = getattr(e, "reason", None) or e
+    except FetchError as e:
+        reason = e.reason
         raise DownloadError(
             f"cannot download {where} from {base} ({reason}); are you offline? put config.json and "
             f"model.safetensors in a folder and pass init=<folder>") from None

@@ -17,21 +17,28 @@ and ``[MASK]`` are ordinary tokens and both scan directions run through them.
 
 from __future__ import annotations
 
-import copy
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
 
-from genodiff.data.vocab import COMPLEMENT_MAP, VOCAB_SIZE
+from genodiff.data.genome.vocab import COMPLEMENT_MAP
 from genodiff.models.bimamba import BIDIRECTIONAL_STRATEGIES, BiMamba
-from genodiff.models.mamba import SSM_CFG_KEYS, init_caduceus_weights, make_norm, pad_vocab_size
+from genodiff.models.mamba import (
+    MambaBackboneConfig,
+    MambaBlock,
+    check_ssm_cfg,
+    init_caduceus_weights,
+    make_norm,
+    pad_vocab_size,
+)
 from genodiff.models.rcps import (
     RCPSAddNormWrapper,
     RCPSEmbedding,
     RCPSLMHead,
     RCPSWrapper,
+    complement_tensor,
     rc_ids,
     rc_logits,
     rcps_add_norm,
@@ -42,7 +49,7 @@ __all__ = ["CaduceusConfig", "Caduceus", "CaduceusBlock", "RCPSCaduceusBlock"]
 
 
 @dataclass
-class CaduceusConfig:
+class CaduceusConfig(MambaBackboneConfig):
     """Caduceus hyper-parameters; field names are those of the Hugging Face ``config.json``.
 
     ``vocab_size`` is rounded up to ``pad_vocab_size_multiple`` by the model (see :attr:`padded_vocab_size`);
@@ -51,12 +58,6 @@ class CaduceusConfig:
     with the settings of the published checkpoints.
     """
 
-    d_model: int = 118
-    n_layer: int = 4
-    vocab_size: int = VOCAB_SIZE
-    ssm_cfg: Dict[str, Any] = field(default_factory=dict)
-    rms_norm: bool = True
-    residual_in_fp32: bool = False
     fused_add_norm: bool = True
     pad_vocab_size_multiple: int = 8
     norm_epsilon: float = 1e-5
@@ -69,10 +70,7 @@ class CaduceusConfig:
     gradient_checkpointing_stride: int = 1  # accepted for config compatibility; unused
 
     def __post_init__(self):
-        self.ssm_cfg = dict(self.ssm_cfg or {})
-        unknown = set(self.ssm_cfg) - set(SSM_CFG_KEYS)
-        if unknown:
-            raise ValueError(f"CaduceusConfig: unknown ssm_cfg keys {sorted(unknown)}; allowed: {SSM_CFG_KEYS}")
+        self.ssm_cfg = check_ssm_cfg(self.ssm_cfg, "CaduceusConfig")
         if self.bidirectional and self.bidirectional_strategy not in BIDIRECTIONAL_STRATEGIES:
             raise ValueError(f"CaduceusConfig: bidirectional_strategy must be one of {BIDIRECTIONAL_STRATEGIES}, "
                              f"got {self.bidirectional_strategy!r}")
@@ -104,17 +102,6 @@ class CaduceusConfig:
             raise ValueError("CaduceusConfig: complement_map must be an involution over the vocabulary")
         return base
 
-    def to_dict(self) -> Dict[str, Any]:
-        return copy.deepcopy(asdict(self))
-
-    @classmethod
-    def from_dict(cls, d: Dict[str, Any]) -> "CaduceusConfig":
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"CaduceusConfig: unknown fields {sorted(unknown)}")
-        return cls(**copy.deepcopy(dict(d)))
-
     @classmethod
     def paper(cls, rcps: bool = False, **overrides) -> "CaduceusConfig":
         """The paper's / published small Caduceus: d_model 118, 4 layers (Ph: rcps=False, PS: rcps=True)."""
@@ -124,19 +111,12 @@ class CaduceusConfig:
         return cls(**kw)
 
 
-class CaduceusBlock(nn.Module):
-    """Caduceus-Ph block: ``residual = h + residual``; ``h = mixer(norm(residual))``. Tensors (B, L, d)."""
+class CaduceusBlock(MambaBlock):
+    """Caduceus-Ph block: the pre-norm :class:`MambaBlock` (``residual = h + residual``;
+    ``h = mixer(norm(residual))``) around a BiMamba mixer. Tensors (B, L, d)."""
 
     def __init__(self, mixer: nn.Module, norm: nn.Module, residual_in_fp32: bool = False):
-        super().__init__()
-        self.mixer = mixer
-        self.norm = norm
-        self.residual_in_fp32 = residual_in_fp32
-
-    def forward(self, hidden_states, residual=None) -> Tuple[torch.Tensor, torch.Tensor]:
-        normed, residual = add_norm(hidden_states, residual, self.norm, prenorm=True,
-                                    residual_in_fp32=self.residual_in_fp32)
-        return self.mixer(normed), residual
+        super().__init__(norm.hidden_size, mixer, norm, residual_in_fp32)
 
 
 class RCPSCaduceusBlock(nn.Module):
@@ -179,7 +159,7 @@ class Caduceus(nn.Module):
         d = config.d_model
         V = config.padded_vocab_size
         comp = config.complement_list()
-        self.register_buffer("_complement", torch.tensor(comp, dtype=torch.long), persistent=False)
+        self.register_buffer("_complement", complement_tensor(comp), persistent=False)
 
         self.backbone = nn.Module()
         self.backbone.embeddings = nn.Module()
@@ -216,10 +196,6 @@ class Caduceus(nn.Module):
         self.tie_weights()
 
     # ------------------------------------------------------------------ weights
-    @property
-    def embedding_weight(self) -> nn.Parameter:
-        return self.backbone.embeddings.word_embeddings.weight
-
     def tie_weights(self) -> None:
         """Tie the LM head to the embedding and each layer's ``mamba_rev`` in/out projections to ``mamba_fwd``."""
         if self.config.rcps:

@@ -15,26 +15,34 @@ by the AR baseline).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from typing import Any, Dict, Optional, Tuple
+from dataclasses import dataclass
+from typing import Any, Optional, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from genodiff.data.vocab import VOCAB_SIZE
+from genodiff.data.genome.vocab import VOCAB_SIZE
+from genodiff.models.config import ModelConfig
 
-__all__ = ["DiTConfig", "DiT", "TransformerARConfig", "TransformerAR", "Rotary", "TimestepEmbedder"]
+__all__ = ["TransformerShape", "DiTConfig", "DiT", "TransformerARConfig", "TransformerAR", "Rotary", "TimestepEmbedder"]
 
 
 @dataclass
-class DiTConfig:
-    """DiT hyper-parameters (MDLM names). Defaults: MDLM "small" (768 hidden, 12 blocks, 12 heads, cond 128)."""
+class TransformerShape(ModelConfig):
+    """Vocabulary, width, depth and heads of a transformer (shared by :class:`DiTConfig` and
+    :class:`TransformerARConfig`). Defaults: MDLM "small" (768 hidden, 12 blocks, 12 heads)."""
 
     vocab_size: int = VOCAB_SIZE
     hidden_size: int = 768
     n_blocks: int = 12
     n_heads: int = 12
+
+
+@dataclass
+class DiTConfig(TransformerShape):
+    """DiT hyper-parameters (MDLM names). Defaults: MDLM "small" (768 hidden, 12 blocks, 12 heads, cond 128)."""
+
     cond_dim: int = 128
     mlp_ratio: int = 4
     dropout: float = 0.1
@@ -49,9 +57,6 @@ class DiTConfig:
             raise ValueError(f"DiTConfig: hidden_size {self.hidden_size} not divisible by n_heads {self.n_heads}")
         if (self.hidden_size // self.n_heads) % 2:
             raise ValueError("DiTConfig: head dimension must be even (rotary embeddings)")
-
-    def to_dict(self) -> Dict[str, Any]:
-        return asdict(self)
 
     @classmethod
     def small(cls, **overrides) -> "DiTConfig":
@@ -136,6 +141,18 @@ def _modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torc
     return x * (1 + scale) + shift
 
 
+def _zero_(linear: nn.Linear) -> nn.Linear:
+    """Zero a linear layer's weight and bias in place (adaLN-zero: the layer starts as a no-op)."""
+    nn.init.zeros_(linear.weight)
+    nn.init.zeros_(linear.bias)
+    return linear
+
+
+def _adaln_modulation(cond_dim: int, out_features: int, adaln: bool) -> Optional[nn.Linear]:
+    """Zero-initialised ``Linear(cond_dim, out_features)`` producing the adaLN shifts/scales/gates, or None."""
+    return _zero_(nn.Linear(cond_dim, out_features, bias=True)) if adaln else None
+
+
 class DiTBlock(nn.Module):
     """Pre-LN transformer block with rotary attention and (optionally) adaLN-zero. x: (B, L, H), c: (B, cond)."""
 
@@ -151,12 +168,7 @@ class DiTBlock(nn.Module):
         self.norm2 = _LayerNorm(dim)
         self.mlp = nn.Sequential(nn.Linear(dim, mlp_ratio * dim, bias=True), nn.GELU(approximate="tanh"),
                                  nn.Linear(mlp_ratio * dim, dim, bias=True))
-        if adaln:
-            self.adaLN_modulation = nn.Linear(cond_dim, 6 * dim, bias=True)
-            nn.init.zeros_(self.adaLN_modulation.weight)
-            nn.init.zeros_(self.adaLN_modulation.bias)
-        else:
-            self.adaLN_modulation = None
+        self.adaLN_modulation = _adaln_modulation(cond_dim, 6 * dim, adaln)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, c: Optional[torch.Tensor],
                 attn_mask: Optional[torch.Tensor]) -> torch.Tensor:
@@ -193,14 +205,8 @@ class DiTFinalLayer(nn.Module):
         self.norm_final = _LayerNorm(hidden_size)
         self.linear = nn.Linear(hidden_size, out_channels)
         if zero_init:
-            nn.init.zeros_(self.linear.weight)
-            nn.init.zeros_(self.linear.bias)
-        if adaln:
-            self.adaLN_modulation = nn.Linear(cond_dim, 2 * hidden_size, bias=True)
-            nn.init.zeros_(self.adaLN_modulation.weight)
-            nn.init.zeros_(self.adaLN_modulation.bias)
-        else:
-            self.adaLN_modulation = None
+            _zero_(self.linear)
+        self.adaLN_modulation = _adaln_modulation(cond_dim, 2 * hidden_size, adaln)
 
     def normed(self, x: torch.Tensor, c: Optional[torch.Tensor]) -> torch.Tensor:
         if self.adaLN_modulation is None:
@@ -303,19 +309,13 @@ class DiT(nn.Module):
 
 
 @dataclass
-class TransformerARConfig:
-    """Causal transformer LM (AR baseline): DiT blocks with causal attention and no adaLN conditioning."""
+class TransformerARConfig(TransformerShape):
+    """Causal transformer LM (AR baseline): DiT blocks with causal attention and no adaLN conditioning.
+    Every field is the :class:`DiTConfig` field of the same name."""
 
-    vocab_size: int = VOCAB_SIZE
-    hidden_size: int = 768
-    n_blocks: int = 12
-    n_heads: int = 12
     mlp_ratio: int = 4
     dropout: float = 0.1
     rotary_base: float = 10000.0
-
-    def to_dict(self) -> Dict[str, Any]:
-        return asdict(self)
 
 
 class TransformerAR(DiT):
@@ -326,8 +326,5 @@ class TransformerAR(DiT):
 
     def __init__(self, config: Optional[TransformerARConfig] = None, **kwargs):
         config = config if config is not None else TransformerARConfig(**kwargs)
-        dit = DiTConfig(vocab_size=config.vocab_size, hidden_size=config.hidden_size, n_blocks=config.n_blocks,
-                        n_heads=config.n_heads, mlp_ratio=config.mlp_ratio, dropout=config.dropout,
-                        time_conditioning=False, adaln=False, causal=True, rotary_base=config.rotary_base)
-        super().__init__(dit)
+        super().__init__(DiTConfig(**config.to_dict(), time_conditioning=False, adaln=False, causal=True))
         self.ar_config = config

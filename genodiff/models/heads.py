@@ -14,6 +14,8 @@ from typing import Optional
 import torch
 import torch.nn as nn
 
+from genodiff.models.rcps import rc_hidden
+
 __all__ = ["ClassificationHead", "pool_hidden", "POOLINGS"]
 
 POOLINGS = ("mean", "max", "first", "last")
@@ -64,7 +66,7 @@ class ClassificationHead(nn.Module):
             fwd = pool_hidden(hidden[..., :half], attention_mask, self.pooling)
             # rc strand in its own reading direction (so "first"/"last" are per strand)
             rmask = None if attention_mask is None else attention_mask.flip(-1)
-            rev = pool_hidden(hidden[..., half:].flip(-2, -1), rmask, self.pooling)
+            rev = pool_hidden(rc_hidden(hidden[..., half:]), rmask, self.pooling)
             pooled = 0.5 * (fwd + rev)
         else:
             pooled = pool_hidden(hidden, attention_mask, self.pooling)

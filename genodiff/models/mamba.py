@@ -15,26 +15,30 @@ name                      shape                        role
 ``out_proj.weight``       (d_model, d_inner)
 ========================  ===========================  =========================================
 
-The selective scan and the causal conv come from :mod:`genodiff.ops` (imported lazily), which dispatch on
-the device (CUDA kernels when available, a fast CPU kernel or a reference otherwise).
+The selective scan and the causal conv come from :mod:`genodiff.ops`, which dispatch on the device (CUDA
+kernels when available, imported lazily there; a fast CPU kernel or a reference otherwise).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Dict, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from genodiff.data.vocab import VOCAB_SIZE
+from genodiff.data.genome.vocab import VOCAB_SIZE
+from genodiff.models.config import ModelConfig
 from genodiff.ops.conv import causal_conv1d
 from genodiff.ops.norm import LayerNorm, RMSNorm, add_norm
+from genodiff.ops.selective_scan import selective_scan
 
 __all__ = [
     "SSM_CFG_KEYS",
+    "check_ssm_cfg",
+    "MambaBackboneConfig",
     "Mamba",
     "MambaBlock",
     "MambaLMConfig",
@@ -50,23 +54,14 @@ SSM_CFG_KEYS = (
     "dt_init_floor", "conv_bias", "bias", "use_fast_path",
 )
 
-_scan_fn = None
 
-
-def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
-                   return_last_state=False):
-    """Lazy proxy for :func:`genodiff.ops.selective_scan.selective_scan` (mamba_ssm semantics).
-
-    u, delta, z: (batch, dim, L); A: (dim, dstate); B, C: (batch, dstate, L); D, delta_bias: (dim,).
-    Returns y (batch, dim, L) (and the last state (batch, dim, dstate) with ``return_last_state``).
-    """
-    global _scan_fn
-    if _scan_fn is None:
-        from genodiff.ops.selective_scan import selective_scan as fn  # noqa: PLC0415 (lazy by design)
-
-        _scan_fn = fn
-    return _scan_fn(u, delta, A, B, C, D=D, z=z, delta_bias=delta_bias, delta_softplus=delta_softplus,
-                    return_last_state=return_last_state)
+def check_ssm_cfg(ssm_cfg, owner: str) -> Dict[str, Any]:
+    """``ssm_cfg`` (mapping or None) as a plain dict; ``ValueError`` naming ``owner`` for unknown keys."""
+    ssm_cfg = dict(ssm_cfg or {})
+    unknown = set(ssm_cfg) - set(SSM_CFG_KEYS)
+    if unknown:
+        raise ValueError(f"{owner}: unknown ssm_cfg keys {sorted(unknown)}; allowed: {SSM_CFG_KEYS}")
+    return ssm_cfg
 
 
 def pad_vocab_size(vocab_size: int, multiple: int) -> int:
@@ -220,8 +215,8 @@ def init_caduceus_weights(model: nn.Module, n_layer: int, initializer_range: flo
 
 
 @dataclass
-class MambaLMConfig:
-    """Uni-directional (causal) Mamba language model, the AR baseline (``MambaLMHeadModel`` layout)."""
+class MambaBackboneConfig(ModelConfig):
+    """The fields every stack of Mamba blocks has (Caduceus, the Mamba LM); defaults: the paper's small size."""
 
     d_model: int = 118
     n_layer: int = 4
@@ -229,13 +224,16 @@ class MambaLMConfig:
     ssm_cfg: Dict[str, Any] = field(default_factory=dict)
     rms_norm: bool = True
     residual_in_fp32: bool = False
+
+
+@dataclass
+class MambaLMConfig(MambaBackboneConfig):
+    """Uni-directional (causal) Mamba language model, the AR baseline (``MambaLMHeadModel`` layout)."""
+
     norm_epsilon: float = 1e-5
     pad_vocab_size_multiple: int = 8
     tie_embeddings: bool = True
     initializer_range: float = 0.02
-
-    def to_dict(self) -> Dict[str, Any]:
-        return asdict(self)
 
 
 class MambaLM(nn.Module):
@@ -246,9 +244,7 @@ class MambaLM(nn.Module):
     def __init__(self, config: Optional[MambaLMConfig] = None, **kwargs):
         super().__init__()
         config = config if config is not None else MambaLMConfig(**kwargs)
-        unknown = set(config.ssm_cfg) - set(SSM_CFG_KEYS)
-        if unknown:
-            raise ValueError(f"MambaLM: unknown ssm_cfg keys {sorted(unknown)}")
+        check_ssm_cfg(config.ssm_cfg, "MambaLM")
         self.config = config
         self.vocab_size = pad_vocab_size(config.vocab_size, config.pad_vocab_size_multiple)
         self.backbone = nn.Module()

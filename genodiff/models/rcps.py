@@ -23,6 +23,7 @@ __all__ = [
     "rc_hidden",
     "rc_ids",
     "rc_logits",
+    "complement_tensor",
     "RCPSEmbedding",
     "RCPSWrapper",
     "RCPSAddNormWrapper",
@@ -46,7 +47,8 @@ def rc_logits(logits: torch.Tensor, complement_map: torch.Tensor) -> torch.Tenso
     return logits.flip(-2)[..., complement_map.to(logits.device)]
 
 
-def _complement_tensor(complement_map: Sequence[int]) -> torch.Tensor:
+def complement_tensor(complement_map: Sequence[int]) -> torch.Tensor:
+    """Complement map (sequence of ids) as a LongTensor (V,)."""
     return torch.as_tensor(list(complement_map), dtype=torch.long)
 
 
@@ -55,7 +57,7 @@ class RCPSEmbedding(nn.Module):
 
     def __init__(self, vocab_size: int, d_model: int, complement_map: Sequence[int], device=None, dtype=None):
         super().__init__()
-        self.register_buffer("complement_map", _complement_tensor(complement_map))
+        self.register_buffer("complement_map", complement_tensor(complement_map))
         self.embedding = nn.Embedding(vocab_size, d_model, device=device, dtype=dtype)
 
     @property
@@ -131,7 +133,7 @@ class RCPSLMHead(nn.Module):
 
     def __init__(self, true_dim: int, vocab_size: int, complement_map: Sequence[int], device=None, dtype=None):
         super().__init__()
-        self.register_buffer("complement_map", _complement_tensor(complement_map))
+        self.register_buffer("complement_map", complement_tensor(complement_map))
         self.true_dim = true_dim
         self.lm_head = nn.Linear(true_dim, vocab_size, bias=False, device=device, dtype=dtype)
 

@@ -26,7 +26,8 @@ def register_model(name: str, factory: Callable[..., nn.Module]) -> None:
 
 
 def build_model(name: str, **config_kwargs) -> nn.Module:
-    """Build a backbone by registry name; ``config_kwargs`` are the config dataclass's fields.
+    """Build a backbone by registry name; ``config_kwargs`` are the config dataclass's fields, as plain
+    Python values (jobs convert their config nodes with ``genodiff.config.to_plain``).
 
     Raises ``ValueError`` for an unknown name and ``TypeError`` for an unknown config field.
     """
@@ -37,22 +38,10 @@ def build_model(name: str, **config_kwargs) -> nn.Module:
     return factory(**config_kwargs)
 
 
-def _plain(kwargs):
-    """Hydra may hand DictConfig/ListConfig values: turn them into plain containers."""
-    out = {}
-    for k, v in kwargs.items():
-        if hasattr(v, "_content") or type(v).__name__ in ("DictConfig", "ListConfig"):
-            from omegaconf import OmegaConf  # noqa: PLC0415
-
-            v = OmegaConf.to_container(v, resolve=True)
-        out[k] = v
-    return out
-
-
-register_model("caduceus", lambda **kw: Caduceus(CaduceusConfig(**_plain(kw))))
-register_model("caduceus_ph", lambda **kw: Caduceus(CaduceusConfig.paper(rcps=False, **_plain(kw))))
-register_model("caduceus_ps", lambda **kw: Caduceus(CaduceusConfig.paper(rcps=True, **_plain(kw))))
-register_model("dit", lambda **kw: DiT(DiTConfig(**_plain(kw))))
-register_model("dit_small", lambda **kw: DiT(DiTConfig.small(**_plain(kw))))
-register_model("mamba_lm", lambda **kw: MambaLM(MambaLMConfig(**_plain(kw))))
-register_model("transformer_ar", lambda **kw: TransformerAR(TransformerARConfig(**_plain(kw))))
+register_model("caduceus", lambda **kw: Caduceus(CaduceusConfig(**kw)))
+register_model("caduceus_ph", lambda **kw: Caduceus(CaduceusConfig.paper(rcps=False, **kw)))
+register_model("caduceus_ps", lambda **kw: Caduceus(CaduceusConfig.paper(rcps=True, **kw)))
+register_model("dit", lambda **kw: DiT(DiTConfig(**kw)))
+register_model("dit_small", lambda **kw: DiT(DiTConfig.small(**kw)))
+register_model("mamba_lm", lambda **kw: MambaLM(MambaLMConfig(**kw)))
+register_model("transformer_ar", lambda **kw: TransformerAR(TransformerARConfig(**kw)))

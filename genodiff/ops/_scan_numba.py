@@ -33,6 +33,8 @@ import threading
 
 import torch
 
+from genodiff.ops import _numba_kernels as nk
+
 _state = {"checked": False, "ok": False, "kernels": None, "error": None}
 _PARTIAL_BYTES = 256 << 20  # cap on the extra memory of dB/dC partial sums in backward
 _SERIAL_BELOW = 1 << 15  # batch*dim*L*dstate below which the serial kernels run
@@ -60,8 +62,6 @@ def available() -> bool:
 
 def _build():
     import numba  # noqa: PLC0415
-
-    from genodiff.ops import _numba_kernels as nk  # noqa: PLC0415
 
     return {"fwd": nk.scan_fwd, "bwd": nk.scan_bwd, "fwd_serial": nk.scan_fwd_serial,
             "bwd_serial": nk.scan_bwd_serial, "numba": numba}

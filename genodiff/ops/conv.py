@@ -7,11 +7,12 @@ installed and the input lives on a CUDA device (imported lazily, never at module
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
+
+from genodiff.ops._optional import import_optional, package_available
 
 __all__ = ["causal_conv1d", "causal_conv1d_ref", "causal_conv1d_cuda_available"]
 
@@ -21,10 +22,7 @@ _cuda_fn = None  # cached causal_conv1d.causal_conv1d_fn (or False when unusable
 
 def causal_conv1d_cuda_available() -> bool:
     """True when the ``causal_conv1d`` package is importable (does not import it)."""
-    try:
-        return importlib.util.find_spec("causal_conv1d") is not None
-    except (ImportError, ValueError):
-        return False
+    return package_available("causal_conv1d")
 
 
 def _call_causal_conv1d(fn, x, weight, bias, activation):
@@ -36,14 +34,7 @@ def _call_causal_conv1d(fn, x, weight, bias, activation):
 def _load_cuda_fn():
     global _cuda_fn
     if _cuda_fn is None:
-        _cuda_fn = False
-        if causal_conv1d_cuda_available():
-            try:  # pragma: no cover - CUDA only
-                from causal_conv1d import causal_conv1d_fn  # noqa: PLC0415
-
-                _cuda_fn = causal_conv1d_fn
-            except Exception:  # broken build / ABI mismatch: fall back silently
-                _cuda_fn = False
+        _cuda_fn = import_optional("causal_conv1d", "causal_conv1d", "causal_conv1d_fn")
     return _cuda_fn
 
 

@@ -18,11 +18,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from genodiff.ops.precision import compute_dtype
+
 __all__ = ["RMSNorm", "LayerNorm", "add_norm", "rms_norm", "layer_norm"]
-
-
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.float64 if dtype == torch.float64 else torch.float32
 
 
 def rms_norm(x: torch.Tensor, weight: Optional[torch.Tensor], eps: float = 1e-5,
@@ -31,7 +29,7 @@ def rms_norm(x: torch.Tensor, weight: Optional[torch.Tensor], eps: float = 1e-5,
 
     x: (..., H); weight, bias: (H,) or None. Returns x's shape and dtype.
     """
-    cd = _compute_dtype(x.dtype)
+    cd = compute_dtype(x.dtype)
     xf = x.to(cd)
     out = xf * torch.rsqrt(xf.square().mean(dim=-1, keepdim=True) + eps)
     if weight is not None:
@@ -44,50 +42,19 @@ def rms_norm(x: torch.Tensor, weight: Optional[torch.Tensor], eps: float = 1e-5,
 def layer_norm(x: torch.Tensor, weight: Optional[torch.Tensor], bias: Optional[torch.Tensor],
                eps: float = 1e-5) -> torch.Tensor:
     """Standard LayerNorm over the last dim, computed in float32+. x: (..., H); returns x's dtype."""
-    cd = _compute_dtype(x.dtype)
+    cd = compute_dtype(x.dtype)
     w = None if weight is None else weight.to(cd)
     b = None if bias is None else bias.to(cd)
     return F.layer_norm(x.to(cd), (x.shape[-1],), w, b, eps).to(x.dtype)
 
 
-class RMSNorm(nn.Module):
-    """RMSNorm over the last dim (``mamba_ssm.ops.triton.layer_norm.RMSNorm`` semantics).
+class _Norm(nn.Module):
+    """What RMSNorm and LayerNorm share: ``weight`` (H,) initialised to ones, an optional ``bias`` (H,)
+    initialised to zeros, ``eps``, and the ``forward(x, residual=None, prenorm=False, residual_in_fp32=False)``
+    contract: with ``prenorm`` returns ``(normed, new_residual)`` as in :func:`add_norm`, else ``normed``
+    only. x: (..., H). Subclasses define :meth:`normalize`."""
 
-    Parameters: ``weight`` (H,), initialised to ones; attribute ``eps``.
-    ``forward(x, residual=None, prenorm=False, residual_in_fp32=False)``: with ``prenorm`` returns
-    ``(normed, new_residual)`` as in :func:`add_norm`, else ``normed`` only. x: (..., H).
-    """
-
-    def __init__(self, hidden_size: int, eps: float = 1e-5, device=None, dtype=None):
-        super().__init__()
-        self.hidden_size = int(hidden_size)
-        self.eps = float(eps)
-        self.weight = nn.Parameter(torch.ones(self.hidden_size, device=device, dtype=dtype))
-        self.register_parameter("bias", None)
-
-    def reset_parameters(self) -> None:
-        nn.init.ones_(self.weight)
-
-    def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        return rms_norm(x, self.weight, self.eps)
-
-    def forward(self, x: torch.Tensor, residual: Optional[torch.Tensor] = None, prenorm: bool = False,
-                residual_in_fp32: bool = False):
-        if residual is None and not prenorm and not residual_in_fp32:
-            return self.normalize(x)
-        return add_norm(x, residual, self, prenorm=prenorm, residual_in_fp32=residual_in_fp32)
-
-    def extra_repr(self) -> str:
-        return f"{self.hidden_size}, eps={self.eps}"
-
-
-class LayerNorm(nn.Module):
-    """LayerNorm over the last dim with ``weight`` (ones) and ``bias`` (zeros) parameters and ``eps``.
-
-    Same ``forward(x, residual=None, prenorm=False, residual_in_fp32=False)`` contract as :class:`RMSNorm`.
-    """
-
-    def __init__(self, hidden_size: int, eps: float = 1e-5, bias: bool = True, device=None, dtype=None):
+    def __init__(self, hidden_size: int, eps: float, bias: bool, device=None, dtype=None):
         super().__init__()
         self.hidden_size = int(hidden_size)
         self.eps = float(eps)
@@ -103,7 +70,7 @@ class LayerNorm(nn.Module):
             nn.init.zeros_(self.bias)
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        return layer_norm(x, self.weight, self.bias, self.eps)
+        raise NotImplementedError
 
     def forward(self, x: torch.Tensor, residual: Optional[torch.Tensor] = None, prenorm: bool = False,
                 residual_in_fp32: bool = False):
@@ -115,8 +82,36 @@ class LayerNorm(nn.Module):
         return f"{self.hidden_size}, eps={self.eps}"
 
 
+class RMSNorm(_Norm):
+    """RMSNorm over the last dim (``mamba_ssm.ops.triton.layer_norm.RMSNorm`` semantics).
+
+    Parameters: ``weight`` (H,), initialised to ones (``bias`` is None); attribute ``eps``.
+    ``forward(x, residual=None, prenorm=False, residual_in_fp32=False)``: with ``prenorm`` returns
+    ``(normed, new_residual)`` as in :func:`add_norm`, else ``normed`` only. x: (..., H).
+    """
+
+    def __init__(self, hidden_size: int, eps: float = 1e-5, device=None, dtype=None):
+        super().__init__(hidden_size, eps, False, device, dtype)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return rms_norm(x, self.weight, self.eps)
+
+
+class LayerNorm(_Norm):
+    """LayerNorm over the last dim with ``weight`` (ones) and ``bias`` (zeros) parameters and ``eps``.
+
+    Same ``forward(x, residual=None, prenorm=False, residual_in_fp32=False)`` contract as :class:`RMSNorm`.
+    """
+
+    def __init__(self, hidden_size: int, eps: float = 1e-5, bias: bool = True, device=None, dtype=None):
+        super().__init__(hidden_size, eps, bias, device, dtype)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return layer_norm(x, self.weight, self.bias, self.eps)
+
+
 def _apply_norm(norm, s: torch.Tensor) -> torch.Tensor:
-    if isinstance(norm, (RMSNorm, LayerNorm)):
+    if isinstance(norm, _Norm):
         return norm.normalize(s)
     if isinstance(norm, nn.LayerNorm):
         return layer_norm(s, norm.weight, norm.bias, norm.eps)
@@ -144,7 +139,7 @@ def add_norm(
         input); ``new_residual`` = x + residual in float32 if ``residual_in_fp32`` else in
         residual's dtype (x's dtype when residual is None).
     """
-    cd = _compute_dtype(x.dtype if residual is None else torch.promote_types(x.dtype, residual.dtype))
+    cd = compute_dtype(x.dtype if residual is None else torch.promote_types(x.dtype, residual.dtype))
     s = x.to(cd) if residual is None else x.to(cd) + residual.to(cd)
     normed = _apply_norm(norm, s).to(x.dtype)
     if not prenorm:

@@ -24,14 +24,15 @@ Internally float32 (float64 for float64 inputs and for the reference). ``out`` h
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from typing import Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 
-from genodiff.ops import _scan_torch
+from genodiff.ops import _scan_numba, _scan_torch
+from genodiff.ops._optional import import_optional, package_available
+from genodiff.ops.precision import compute_dtype
 
 __all__ = ["selective_scan", "selective_scan_ref", "mamba_ssm_available", "BACKENDS"]
 
@@ -42,23 +43,13 @@ _mamba_fn = None  # cached mamba_ssm selective_scan_fn, or False when unusable
 
 def mamba_ssm_available() -> bool:
     """True when ``mamba_ssm`` is importable (checked with find_spec; nothing is imported)."""
-    try:
-        return importlib.util.find_spec("mamba_ssm") is not None
-    except (ImportError, ValueError):
-        return False
+    return package_available("mamba_ssm")
 
 
 def _load_mamba_fn():
     global _mamba_fn
     if _mamba_fn is None:
-        _mamba_fn = False
-        if mamba_ssm_available():
-            try:  # pragma: no cover - CUDA only
-                from mamba_ssm.ops.selective_scan_interface import selective_scan_fn  # noqa: PLC0415
-
-                _mamba_fn = selective_scan_fn
-            except Exception:  # broken build / ABI mismatch
-                _mamba_fn = False
+        _mamba_fn = import_optional("mamba_ssm", "mamba_ssm.ops.selective_scan_interface", "selective_scan_fn")
     return _mamba_fn
 
 
@@ -70,8 +61,6 @@ def _call_mamba_scan(fn, u, delta, A, B, C, D, z, delta_bias, delta_softplus, re
 
 def _numba_module():
     """The numba kernel module, or None when numba is unavailable (result cached)."""
-    from genodiff.ops import _scan_numba  # noqa: PLC0415 - light; imports numba lazily inside
-
     return _scan_numba if _scan_numba.available() else None
 
 
@@ -132,44 +121,7 @@ def _finish(y, u, D, z, out_dtype):
 
 
 # --------------------------------------------------------------------------------------------------
-# reference
-
-
-def selective_scan_ref(
-    u: torch.Tensor,
-    delta: torch.Tensor,
-    A: torch.Tensor,
-    B: torch.Tensor,
-    C: torch.Tensor,
-    D: Optional[torch.Tensor] = None,
-    z: Optional[torch.Tensor] = None,
-    delta_bias: Optional[torch.Tensor] = None,
-    delta_softplus: bool = False,
-    return_last_state: bool = False,
-) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-    """Float64 sequential selective scan — the oracle. Same arguments/shapes as :func:`selective_scan`.
-
-    Differentiable through torch autograd. ``out`` is returned in u's dtype, ``last_state`` in
-    float64 (pass float64 inputs to get the full-precision output too).
-    """
-    Bk, Bc, Ck, Cc = _check(u, delta, A, B, C, D, z, delta_bias)
-    f64 = torch.float64
-    dt = delta.to(f64)
-    if delta_bias is not None:
-        dt = dt + delta_bias.to(f64)[:, None]
-    if delta_softplus:
-        dt = F.softplus(dt)
-    y, last = _scan_torch.scan_sequential(u.to(f64), dt, A.to(f64), Bk, Bc.to(f64), Ck, Cc.to(f64))
-    out = _finish(y, u, D, z, u.dtype)
-    return (out, last) if return_last_state else out
-
-
-# --------------------------------------------------------------------------------------------------
-# public entry point
-
-
-def _compute_dtype(u: torch.Tensor) -> torch.dtype:
-    return torch.float64 if u.dtype == torch.float64 else torch.float32
+# public entry points
 
 
 def _choose_backend(u, Bk, Ck) -> str:
@@ -216,8 +168,6 @@ def selective_scan(
     """
     if backend not in BACKENDS:
         raise ValueError(f"selective_scan: backend must be one of {BACKENDS}, got {backend!r}")
-    if backend == "reference":
-        return selective_scan_ref(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
     Bk, Bc, Ck, Cc = _check(u, delta, A, B, C, D, z, delta_bias)
     if backend == "auto":
         backend = _choose_backend(u, Bk, Ck)
@@ -230,7 +180,7 @@ def selective_scan(
             raise RuntimeError("selective_scan: backend='cuda' needs CUDA tensors")
         return _call_mamba_scan(fn, u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
 
-    cd = _compute_dtype(u)
+    cd = torch.float64 if backend == "reference" else compute_dtype(u.dtype)
     dt = delta.to(cd)
     if delta_bias is not None:
         dt = dt + delta_bias.to(cd)[:, None]
@@ -239,7 +189,9 @@ def selective_scan(
     uc, Ac = u.to(cd), A.to(cd)
     Bc, Cc = Bc.to(cd), Cc.to(cd)
 
-    if backend == "numba":
+    if backend == "reference":
+        y, last = _scan_torch.scan_sequential(uc, dt, Ac, Bk, Bc, Ck, Cc)
+    elif backend == "numba":
         mod = _numba_module()
         if mod is None:
             raise RuntimeError("selective_scan: backend='numba' needs numba")
@@ -258,3 +210,13 @@ def selective_scan(
         raise AssertionError(backend)
     out = _finish(y, u, D, z, u.dtype)
     return (out, last) if return_last_state else out
+
+
+def selective_scan_ref(*args, **kwargs) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+    """Float64 sequential selective scan — the oracle: :func:`selective_scan` (same arguments) with
+    ``backend="reference"``.
+
+    Differentiable through torch autograd. ``out`` is returned in u's dtype, ``last_state`` in
+    float64 (pass float64 inputs to get the full-precision output too).
+    """
+    return selective_scan(*args, backend="reference", **kwargs)

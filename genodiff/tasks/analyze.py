@@ -18,20 +18,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from genodiff.analysis.markov import MarkovModel
+from genodiff.analysis.plots import sample_set_figures
+from genodiff.analysis.sequence_stats import kmer_spectrum, motif_hits, shared_fraction, summarize_set
+from genodiff.config import to_plain
+from genodiff.data.files import atomic_write_text
 from genodiff.errors import InputError
-
-
-def _output_dir(cfg: DictConfig) -> Path:
-    from genodiff.tasks.train import output_dir
-
-    return output_dir(cfg)
+from genodiff.generate.conditioning import decode, encode
+from genodiff.generate.fasta import DNA_CHARS, read_fasta
+from genodiff.tasks.run_folder import output_dir
 
 
 def _read(path, what: str, max_bases: int) -> list[str]:
-    from genodiff.generate.fasta import DNA_CHARS, read_fasta
-
     seqs, used = [], 0
     for _, s in read_fasta(path, allowed=DNA_CHARS, what=what):
         if used >= max_bases:
@@ -39,68 +39,6 @@ def _read(path, what: str, max_bases: int) -> list[str]:
         seqs.append(s[: max_bases - used])
         used += len(seqs[-1])
     return seqs
-
-
-def _plots(out: Path, sets: dict, stats: dict, kmax: int) -> list[str]:
-    from genodiff.analysis.plots import new_figure
-
-    files = []
-    fig, ax = new_figure(figsize=(6, 4))
-    bins = np.linspace(0, 1, 41)
-    for label in sets:
-        gc = stats[label]["_gc"]
-        gc = gc[~np.isnan(gc)]
-        if gc.size:
-            ax.hist(gc, bins=bins, histtype="step", density=True, label=label, linewidth=1.5)
-    ax.set_xlabel("GC fraction per sequence")
-    ax.set_ylabel("density")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "gc.png", dpi=100)
-    files.append("gc.png")
-
-    fig, ax = new_figure(figsize=(6, 4))
-    for label in sets:
-        js = stats[label].get("kmer_js_bits")
-        if js and label != "reference":
-            ks = sorted(js)
-            ax.plot(ks, [js[k] for k in ks], marker="o", label=label)
-    ax.set_xlabel("k")
-    ax.set_ylabel("JS divergence to reference (bits)")
-    ax.set_yscale("symlog", linthresh=1e-4)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "kmer_js.png", dpi=100)
-    files.append("kmer_js.png")
-
-    fig, ax = new_figure(figsize=(6, 4))
-    for label in sets:
-        dist = np.asarray(stats[label]["homopolymer"]["length_distribution"])
-        if dist.sum() > 0:
-            ax.plot(np.arange(1, dist.size + 1), dist, marker=".", label=label)
-    ax.set_yscale("log")
-    ax.set_xlabel("homopolymer run length (last bin: >= 20)")
-    ax.set_ylabel("share of runs")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "homopolymer.png", dpi=100)
-    files.append("homopolymer.png")
-
-    k = min(3, kmax)
-    ref = stats["reference"]["_spectra"][k]
-    fig, ax = new_figure(figsize=(5, 5))
-    for label in sets:
-        if label != "reference":
-            ax.scatter(ref, stats[label]["_spectra"][k], s=8, label=label, alpha=0.7)
-    hi = max(float(ref.max()), 1e-6) * 1.1
-    ax.plot([0, hi], [0, hi], color="grey", linewidth=0.8)
-    ax.set_xlabel(f"reference {k}-mer frequency")
-    ax.set_ylabel(f"{k}-mer frequency")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / f"kmer{k}_scatter.png", dpi=100)
-    files.append(f"kmer{k}_scatter.png")
-    return files
 
 
 def _fmt(x, digits=4):
@@ -144,9 +82,6 @@ def render_report(results: dict, plots: list[str]) -> str:
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
-    from genodiff.analysis.sequence_stats import kmer_spectrum, motif_hits, shared_fraction, summarize_set
-    from genodiff.generate.fasta import atomic_write_text
-
     if not cfg.get("samples"):
         raise InputError("samples: required (FASTA of generated sequences)")
     if not cfg.get("reference"):
@@ -164,9 +99,6 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         sets[str(label)] = _read(path, f"extra.{label}", max_bases)
     markov_fit = None
     if cfg.get("markov_order") is not None:
-        from genodiff.analysis.markov import MarkovModel
-        from genodiff.generate.conditioning import decode, encode
-
         order = int(cfg.markov_order)
         if not 0 <= order <= 12:
             raise InputError(f"markov_order: must be in 0..12, got {order}")
@@ -189,9 +121,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             except (ValueError, KeyError, IndexError) as exc:
                 raise InputError(f"motifs: {cfg.motifs}: not a JASPAR matrix file ({exc})") from None
         stats[label] = s
-    out = _output_dir(cfg)
+    out = output_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
-    plots = _plots(out, sets, stats, kmax)
+    plots = sample_set_figures(out, sets, stats, kmax)
     public = {label: {k: v for k, v in s.items() if not k.startswith("_")} for label, s in stats.items()}
     for label, s in stats.items():
         public[label]["gc_values"] = [None if np.isnan(x) else float(x) for x in s["_gc"]]
@@ -199,7 +131,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                "repeat_min_copies": int(cfg.get("repeat_min_copies", 3)),
                "inputs": {k: str(cfg.get(k)) for k in ("samples", "reference", "ar", "markov")},
                "markov_fit": markov_fit, "sets": public, "plots": plots,
-               "config": OmegaConf.to_container(cfg, resolve=True)}
+               "config": to_plain(cfg)}
     report = render_report(results, plots)
     atomic_write_text(out / "report.md", report)
     atomic_write_text(out / "results.json", json.dumps(results, indent=2, default=str))

@@ -13,23 +13,34 @@ Protocols: ``cv`` (stratified k-fold on one labeled set, inner stratified train/
 stopping) and ``paper`` (per seed a 90/10 train/val split of the official train split, best checkpoint by val
 accuracy, scored on the official test split). ``auto``: ``paper`` when the task has train and test splits.
 
-Outputs (Hydra run dir, else ``output_dir``): report.md, results.csv, results.json, predictions.csv and PNG
+Outputs (``output_dir``, else the Hydra run dir): report.md, results.csv, results.json, predictions.csv and PNG
 plots, written to a staging folder and moved into place at the end.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
+import yaml
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
+from sklearn.model_selection import train_test_split
 
+from genodiff.benchmarks import datasets as ds
+from genodiff.benchmarks.datasets import _stem
+from genodiff.benchmarks.folds import cv_splits, paper_splits
+from genodiff.benchmarks.gb import GB_TASKS, load_gb_task
+from genodiff.benchmarks.published import PUBLISHED, PUBLISHED_SOURCE, TASK_TITLES
+from genodiff.benchmarks.report import fmt_pm, write_report, write_suite_report
+from genodiff.benchmarks.runner import run_units
+from genodiff.config import to_plain
 from genodiff.data.manifest import shared_root
 from genodiff.errors import InputError
+from genodiff.tasks.run_folder import output_dir
 
 __all__ = ["run", "load_task", "method_specs", "resolve_path"]
 
@@ -56,16 +67,11 @@ def _task_presets() -> dict:
     return {p.name[:-5]: p for p in folder.iterdir() if p.name.endswith(".yaml")}
 
 
-def _plain(x):
-    return OmegaConf.to_container(x, resolve=True) if isinstance(x, DictConfig) or OmegaConf.is_list(x) else x
 
 
 # ------------------------------------------------------------------------------------------- data
 def load_task(task: str, data_cfg: dict, cache_dir: Optional[str] = None):
     """Resolve ``task`` to ``(BenchmarkData, meta)``; ``meta`` has ``published`` (GB task name or None)."""
-    from genodiff.benchmarks import datasets as ds
-    from genodiff.benchmarks.gb import GB_TASKS, load_gb_task
-
     data_cfg = dict(data_cfg or {})
     max_length = data_cfg.get("max_length")
     cols = dict(seq_column=data_cfg.get("seq_column"), label_column=data_cfg.get("label_column"),
@@ -73,8 +79,6 @@ def load_task(task: str, data_cfg: dict, cache_dir: Optional[str] = None):
     presets = _task_presets()
     meta: dict = {"published": None, "title": task}
     if task in presets:
-        import yaml
-
         with resources.as_file(presets[task]) as p:
             spec = yaml.safe_load(Path(p).read_text()) or {}
         unknown = set(spec) - {"path", "published", "title", "seq_column", "label_column", "where", "description"}
@@ -90,7 +94,6 @@ def load_task(task: str, data_cfg: dict, cache_dir: Optional[str] = None):
         return data, meta
     if task in GB_TASKS:
         meta.update(published=task)
-        from genodiff.benchmarks.published import TASK_TITLES
 
         meta["title"] = TASK_TITLES.get(task, task)
         root = data_cfg.get("root")
@@ -116,8 +119,6 @@ def load_task(task: str, data_cfg: dict, cache_dir: Optional[str] = None):
 
 
 def _subsample(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
-    from sklearn.model_selection import train_test_split
-
     idx = np.arange(len(labels))
     if n is None or n >= len(labels):
         return idx
@@ -131,14 +132,14 @@ def method_specs(cfg: DictConfig) -> list:
     specs = []
     for name in list(cfg.methods):
         if name == "kmer_lr":
-            k = _plain(cfg.kmer_lr)
+            k = to_plain(cfg.kmer_lr)
             specs.append({"kind": "kmer_lr", "label": f"k-mer LR (k={','.join(map(str, k['ks']))})", **k})
         elif name == "cnn":
-            c = _plain(cfg.cnn)
+            c = to_plain(cfg.cnn)
             specs.append({"kind": "cnn", "label": "CNN (GB baseline)", "cnn": c.get("net") or {},
                           "train": c.get("train") or {}})
         elif name == "neural":
-            m = dict(_plain(cfg.model))
+            m = dict(to_plain(cfg.model))
             head = {k: m.pop(k, d) for k, d in (("init", None), ("pooling", "mean"), ("rc", "auto"),
                                                 ("dropout", 0.0), ("label", None))}
             mname = m.pop("name", None)
@@ -151,7 +152,7 @@ def method_specs(cfg: DictConfig) -> list:
             specs.append({"kind": "neural", "label": label, "name": mname, "config": config,
                           "init": str(resolve_path(str(init))) if pretrained else None,
                           "pooling": head["pooling"], "rc": head["rc"], "dropout": head["dropout"],
-                          "train": _plain(cfg.train)})
+                          "train": to_plain(cfg.train)})
         else:
             raise InputError(f"methods: unknown method '{name}' (choose from kmer_lr, cnn, neural)")
     if not specs:
@@ -166,30 +167,10 @@ def _backbone_label(name, config: dict) -> str:
 
 
 # ------------------------------------------------------------------------------------------- run
-def _output_dir(cfg: DictConfig) -> Path:
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        if HydraConfig.initialized():
-            out = HydraConfig.get().runtime.output_dir
-            if out:
-                return Path(out)
-    except Exception:
-        pass
-    if cfg.get("output_dir"):
-        return Path(str(cfg.output_dir))
-    return Path("outputs/benchmark") / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-
-
 def _command(cfg: DictConfig) -> str:
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        if HydraConfig.initialized():
-            ov = [o for o in HydraConfig.get().overrides.task if not o.startswith("task=")]
-            return " ".join(["genodiff benchmark", str(cfg.task), *ov])
-    except Exception:
-        pass
+    if HydraConfig.initialized():
+        ov = [o for o in HydraConfig.get().overrides.task if not o.startswith("task=")]
+        return " ".join(["genodiff benchmark", str(cfg.task), *ov])
     return f"genodiff benchmark {cfg.task} (composed config in results.json)"
 
 
@@ -205,12 +186,7 @@ def _validate(cfg: DictConfig) -> None:
 
 
 def run_task(cfg: DictConfig, task: str, out_dir: Path, command: str) -> dict:
-    from genodiff.benchmarks.folds import cv_splits, paper_splits
-    from genodiff.benchmarks.published import PUBLISHED, PUBLISHED_SOURCE
-    from genodiff.benchmarks.report import write_report
-    from genodiff.benchmarks.runner import run_units
-
-    data_cfg = _plain(cfg.data)
+    data_cfg = to_plain(cfg.data)
     data, meta = load_task(task, data_cfg, cfg.get("cache_dir"))
     specs = method_specs(cfg)
     seed = int(cfg.seed)
@@ -259,7 +235,7 @@ def run_task(cfg: DictConfig, task: str, out_dir: Path, command: str) -> dict:
     published = None
     if meta.get("published") in PUBLISHED:
         published = {"source": PUBLISHED_SOURCE, "values": PUBLISHED[meta["published"]]}
-    config = OmegaConf.to_container(cfg, resolve=True)
+    config = to_plain(cfg)
     config["task"] = task
     rep = write_report(out_dir, task=task, data_desc=desc, protocol=proto, results=results, config=config,
                        command=command, published=published)
@@ -273,35 +249,30 @@ def run(cfg: DictConfig) -> dict:
     if not cfg.get("task"):
         raise InputError("benchmark: missing task (usage: genodiff benchmark <task|path|suite> [key=value ...])")
     _validate(cfg)
-    out = _output_dir(cfg)
+    out = output_dir(cfg, "benchmark")
     command = _command(cfg)
     task = str(cfg.task)
     if task != "suite":
         res = run_task(cfg, task, out, command)
         _print_summary(res)
         return res
-    from genodiff.benchmarks.report import write_suite_report
 
     tasks = list(cfg.suite.tasks)
     if not tasks:
         raise InputError("suite.tasks: empty list")
     rows = []
     for t in tasks:
-        from genodiff.benchmarks.datasets import _stem
-
         sub = re.sub(r"[^A-Za-z0-9._-]+", "_", _stem(Path(str(t)))) or "task"
         res = run_task(cfg, str(t), out / sub, command)
         _print_summary(res)
         rows.append({"task": str(t), "title": res["title"], "summary": res["summary"],
                      "published": res["published"], "report_dir": sub, "protocol": res["protocol"]})
-    files = write_suite_report(out, rows, OmegaConf.to_container(cfg, resolve=True), command)
+    files = write_suite_report(out, rows, to_plain(cfg), command)
     print(f"suite table: {out / 'suite.md'}")
     return {"task": "suite", "output_dir": str(out), "files": files, "rows": rows}
 
 
 def _print_summary(res: dict) -> None:
-    from genodiff.benchmarks.report import fmt_pm
-
     print(f"{res['task']}: {res['protocol']}, classes {res['label_map']}")
     for m, s in res["summary"].items():
         print(f"  {m:<40} accuracy {fmt_pm(s['accuracy'])}  macro-F1 {fmt_pm(s['f1_macro'])}  "

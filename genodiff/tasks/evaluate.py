@@ -1,10 +1,17 @@
-"""``genodiff evaluate``: held-out NELBO of one or more exported models, next to Markov baselines.
+"""``genodiff evaluate``: held-out NELBO of one or more exported models, on DNA or text (``data.kind``).
 
-For every checkpoint: the NELBO of each test window with ``num_samples`` time (or masking) samples
-(``genodiff.diffusion.likelihood.estimate_nelbo``), aggregated in float64 into nats/base with a standard
-error, bits/base and a perplexity bound. Every report also fits order-k Markov chains (k in
-``markov_orders``) on the training split and scores the same test bases, so a reader sees at once
-whether the model beats classical statistics. Writes ``report.md``, ``results.json`` and ``results.csv``.
+For every checkpoint: the NELBO of each test window (or text item) with ``num_samples`` time (or masking)
+samples (:func:`genodiff.generate.scoring.nelbo_on_batches`), aggregated in float64 into nats per base
+(token) with a standard error, bits and a perplexity bound (exact NLL for AR models).
+
+* DNA (the default): every report also fits order-k Markov chains (k in ``markov_orders``) on the training
+  split and scores the same test bases, so a reader sees at once whether the model beats classical
+  statistics. Writes ``report.md``, ``results.json`` and ``results.csv``.
+* Text (``data.kind: text``, a ``text_*`` data config): ``checkpoints``, ``split``, ``num_samples``,
+  ``method``, ``batch_size``, ``seed``; optional ``samples`` (a ``samples.jsonl``/``.txt`` of
+  ``genodiff sample text``) with ``eval_model`` (and ``eval_context``) for the generative perplexity under
+  an AR evaluator, always reported with the samples' entropy
+  (:func:`genodiff.generate.text.generative_perplexity`). Writes ``results.json`` and ``report.md``.
 """
 
 from __future__ import annotations
@@ -12,75 +19,52 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from genodiff.analysis.markov import markov_baseline
+from genodiff.config import is_text_config, to_plain
+from genodiff.data.files import atomic_write_text
+from genodiff.diffusion.objectives import ARObjective
 from genodiff.errors import InputError
+from genodiff.generate.scoring import LN2, nelbo_on_batches, pick_method
+from genodiff.generate.text import generative_perplexity, read_samples
+from genodiff.interop.export import load_model, resolve_device, resolve_export
+from genodiff.tasks.run_folder import output_dir
+from genodiff.training.datamodule import GenomeDataConfig, GenomeDataModule
+from genodiff.training.text_datamodule import TextDataModule
 
-LN2 = math.log(2.0)
-
-
-def resolve_export(path: str | Path) -> Path:
-    """An export folder, or a run folder containing ``export/``."""
-    path = Path(str(path)).expanduser()
-    for candidate in (path, path / "export"):
-        if (candidate / "genodiff.json").is_file():
-            return candidate
-    raise InputError(f"checkpoints: {path} is not a genodiff export or run folder (no genodiff.json)")
+__all__ = ["run", "text_nelbo", "markov_rows", "render_report", "render_text_report"]
 
 
-def load_for_scoring(folder: str | Path, device: str | torch.device = "cpu"):
-    """(denoiser callable, objective, vocab, spec) of an exported model, ready for likelihood estimation."""
-    from genodiff.training.export import load_export
-    from genodiff.training.module import build_objective, make_vocab
-
-    exported = load_export(resolve_export(folder), map_location=device)
-    vocab = make_vocab(exported.spec["vocab"])
-    objective = build_objective(exported.spec["objective"], vocab)
-    model = exported.model
-
-    @torch.no_grad()
-    def denoiser(x_t: torch.Tensor, t: torch.Tensor | None) -> torch.Tensor:
-        return model(x_t, time=t)[..., : vocab.size]
-
-    return denoiser, objective, vocab, exported.spec
+def _split_loader(datamodule, split: str):
+    """The evaluation DataLoader of ``split`` (``test``, ``valid`` or ``train``) of a set-up DataModule."""
+    if split == "test":
+        return datamodule.test_dataloader()
+    if split == "valid":
+        return datamodule.val_dataloader()
+    return datamodule._eval_loader(split)
 
 
-def nelbo_on_batches(denoiser, objective, batches, num_samples: int, method: str, seed: int,
-                     progress=None) -> dict[str, float]:
-    """Aggregate per-sequence NELBO estimates over batches (float64): nats/token, its standard error, bits."""
-    from genodiff.diffusion.likelihood import estimate_nelbo
-
-    total = torch.zeros((), dtype=torch.float64)
-    variance = torch.zeros((), dtype=torch.float64)
-    tokens = torch.zeros((), dtype=torch.float64)
-    sequences = 0
-    for index, x0 in enumerate(batches):
-        generator = torch.Generator(device=x0.device).manual_seed(seed * 1_000_003 + index)
-        est = estimate_nelbo(objective, denoiser, x0, None, num_samples, method, generator=generator)
-        total += est.nelbo.double().sum().cpu()
-        variance += est.stderr.double().nan_to_num(0.0).pow(2).sum().cpu()
-        tokens += est.num_tokens.double().sum().cpu()
-        sequences += x0.shape[0]
-        if progress is not None:
-            progress(x0.shape[0])
-    nats = float(total / tokens.clamp(min=1))
-    stderr = float(variance.sqrt() / tokens.clamp(min=1))
-    return {"nats_per_base": nats, "nats_per_base_stderr": stderr, "bits_per_base": nats / LN2,
-            "bits_per_base_stderr": stderr / LN2, "perplexity_bound": math.exp(nats), "tokens": int(tokens),
-            "sequences": sequences}
+def _write_results(out: Path, results: dict, report: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "results.json", json.dumps(results, indent=2, default=str))
+    atomic_write_text(out / "report.md", report)
+    print(report)
 
 
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """The evaluate job: text when ``cfg.data.kind`` is ``text``, else DNA (see the module docstring)."""
+    return _run_text(cfg) if is_text_config(cfg) else _run_genome(cfg)
+
+
+# ------------------------------------------------------------------------------------------ DNA
 def markov_rows(datamodule, orders, alpha: float, max_train_bases: int, split: str) -> tuple[list[dict], dict]:
     """Markov chains fitted on (up to ``max_train_bases`` of) the training intervals, scored on ``split``."""
-    from genodiff.analysis.markov import markov_baseline
-
     train, used = [], 0
     for iv in datamodule.intervals["train"]:
         take = min(iv.end - iv.start, max_train_bases - used)
@@ -117,23 +101,10 @@ def render_report(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _output_dir(cfg: DictConfig) -> Path:
-    from genodiff.tasks.train import output_dir
-
-    return output_dir(cfg)
-
-
-def run(cfg: DictConfig) -> dict[str, Any]:
-    if cfg.get("data") is not None and cfg.data.get("kind") == "text":
-        from genodiff.tasks.text_evaluate import run as text_run
-
-        return text_run(cfg)
-    from genodiff.generate.scoring import pick_method
-    from genodiff.training.datamodule import GenomeDataConfig, GenomeDataModule
-
+def _run_genome(cfg: DictConfig) -> dict[str, Any]:
     checkpoints = list(cfg.get("checkpoints") or [])
     exports = [resolve_export(c) for c in checkpoints]  # validate all before any work
-    data_cfg = OmegaConf.to_container(cfg.data, resolve=True)
+    data_cfg = to_plain(cfg.data)
     if cfg.get("max_windows"):
         data_cfg["max_eval_windows"] = int(cfg.max_windows)
     datamodule = GenomeDataModule(GenomeDataConfig(**data_cfg), batch_size=int(cfg.batch_size))
@@ -141,14 +112,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     split = str(cfg.split)
     if split not in datamodule.datasets or len(datamodule.datasets[split]) == 0:
         raise InputError(f"split: '{split}' has no windows in data '{data_cfg.get('dataset') or data_cfg.get('fasta')}'")
-    device = "cuda" if cfg.get("device", "auto") == "auto" and torch.cuda.is_available() else (
-        "cpu" if cfg.get("device", "auto") == "auto" else str(cfg.device))
-    loader = datamodule.test_dataloader() if split == "test" else datamodule.val_dataloader() if split == "valid" \
-        else datamodule._eval_loader(split)
+    device = resolve_device(cfg.get("device", "auto"))
+    loader = _split_loader(datamodule, split)
     started = time.time()
     rows: list[dict] = []
     for folder in exports:
-        denoiser, objective, _vocab, spec = load_for_scoring(folder, device)
+        model = load_model(folder, device)
+        denoiser, objective, spec = model.denoiser, model.objective, model.spec
         name = f"{spec['model'].get('name')} / {spec['objective'].get('name')} ({folder})"
         if not getattr(objective, "is_likelihood", True):
             rows.append({"model": name, "kind": "model", "bits_per_base": None,
@@ -157,8 +127,6 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         method = pick_method(objective, str(cfg.method))  # auto: num_masked for MDLM without time conditioning
         batches = (batch["input_ids"].to(device) for batch in loader)
         stats = nelbo_on_batches(denoiser, objective, batches, int(cfg.num_samples), method, int(cfg.seed))
-        from genodiff.diffusion.objectives import ARObjective
-
         estimator = "exact" if isinstance(objective, ARObjective) else method
         rows.append({"model": name, "kind": "model", "checkpoint": str(folder), "estimator": estimator, **stats})
     markov = None
@@ -170,18 +138,69 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         "split": split, "data": data_cfg.get("dataset") or data_cfg.get("fasta"), "window": datamodule.config.window,
         "windows": len(datamodule.datasets[split]), "num_samples": int(cfg.num_samples), "method": str(cfg.method),
         "rows": rows, "markov": markov, "seconds": round(time.time() - started, 2),
-        "config": OmegaConf.to_container(cfg, resolve=True),
+        "config": to_plain(cfg),
     }
-    out = _output_dir(cfg)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    out = output_dir(cfg)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=["model", "kind", "bits_per_base", "bits_per_base_stderr",
                                                 "nats_per_base", "perplexity_bound"], extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
-    (out / "results.csv").write_text(buffer.getvalue())
-    report = render_report(results)
-    (out / "report.md").write_text(report)
-    print(report)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "results.csv", buffer.getvalue())
+    _write_results(out, results, render_report(results))
+    return results
+
+
+# ----------------------------------------------------------------------------------------- text
+def text_nelbo(export: str | Path, datamodule, split: str = "test", num_samples: int = 8, method: str = "auto",
+               seed: int = 0, device: str = "cpu") -> dict[str, float]:
+    """NELBO statistics of ``export`` on ``split`` of a set-up :class:`TextDataModule` (nats per token)."""
+    model = load_model(export, device)
+    method = pick_method(model.objective, method)
+    batches = (b["input_ids"].to(device) for b in _split_loader(datamodule, split))
+    stats = nelbo_on_batches(model.denoiser, model.objective, batches, int(num_samples), method, int(seed))
+    return {"nats_per_token": stats["nats_per_base"], "nats_per_token_stderr": stats["nats_per_base_stderr"],
+            "bits_per_token": stats["bits_per_base"], "perplexity_bound": stats["perplexity_bound"],
+            "tokens": stats["tokens"], "sequences": stats["sequences"], "method": method,
+            "objective": model.spec["objective"].get("name"), "model": model.spec["model"].get("name")}
+
+
+def render_text_report(rows: list[dict], generative: dict | None) -> str:
+    lines = ["| model | objective | nats/token | ± | bits/token | perplexity bound |",
+             "| --- | --- | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        lines.append(f"| {r['model']} ({r['checkpoint']}) | {r['objective']} | {r['nats_per_token']:.4f} | "
+                     f"{r['nats_per_token_stderr']:.4f} | {r['bits_per_token']:.4f} | {r['perplexity_bound']:.2f} |")
+    if generative:
+        lines += ["", f"Generative perplexity ({generative['evaluator']}): {generative['perplexity']:.2f} over "
+                      f"{generative['tokens']} tokens; sample entropy {generative['entropy_mean']:.3f} nats."]
+    return "\n".join(lines) + "\n"
+
+
+def _run_text(cfg: DictConfig) -> dict[str, Any]:
+    started = time.time()
+    device = resolve_device(cfg.get("device", "auto"))
+    rows: list[dict] = []
+    checkpoints = [resolve_export(c) for c in (cfg.get("checkpoints") or [])]
+    if checkpoints:
+        data_cfg = to_plain(cfg.data)
+        if cfg.get("max_windows"):
+            data_cfg["max_eval_items"] = int(cfg.max_windows)
+        dm = TextDataModule(data_cfg, batch_size=int(cfg.get("batch_size", 8)))
+        dm.setup()
+        for export in checkpoints:
+            stats = text_nelbo(export, dm, str(cfg.get("split", "test")), int(cfg.get("num_samples", 8)),
+                               str(cfg.get("method", "auto")), int(cfg.get("seed", 0)), device)
+            rows.append({"checkpoint": str(export), **stats})
+    gen = None
+    if cfg.get("samples"):
+        texts = read_samples(cfg.samples)
+        if not cfg.get("eval_model"):
+            raise InputError("eval_model: set an AR evaluator (genodiff AR export or Hugging Face causal LM) "
+                             "to score samples")
+        gen = generative_perplexity(texts, str(cfg.eval_model), device=device, context=cfg.get("eval_context"),
+                                    batch_size=int(cfg.get("batch_size", 8)))
+    results = {"rows": rows, "generative": gen, "seconds": round(time.time() - started, 2)}
+    _write_results(output_dir(cfg), results, render_text_report(rows, gen))
     return results

@@ -7,7 +7,12 @@ import platform
 from importlib import metadata
 from typing import Any
 
+import torch
 from omegaconf import DictConfig
+
+from genodiff import __version__
+from genodiff.data.manifest import dataset_status, default_cache_dir
+from genodiff.ops import available_kernels
 
 PACKAGES = ("torch", "numpy", "numba", "lightning", "hydra-core", "pyfaidx", "biopython", "scikit-learn",
             "safetensors", "mamba-ssm", "causal-conv1d")
@@ -22,12 +27,6 @@ def _version(package: str) -> str | None:
 
 def collect_info(cache_dir: str | None = None) -> dict[str, Any]:
     """Everything ``genodiff info`` reports, as a JSON-serialisable dict."""
-    import torch
-
-    from genodiff import __version__
-    from genodiff.data.manifest import dataset_status, default_cache_dir
-    from genodiff.ops import available_kernels
-
     devices: dict[str, Any] = {"cpu_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available()}
     if torch.cuda.is_available():
         devices["cuda_devices"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]

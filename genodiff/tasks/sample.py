@@ -1,5 +1,11 @@
-"""``genodiff sample dna``: generate DNA with a masked diffusion model; prefix / suffix / infilling.
+"""``genodiff sample [dna|text]``: generate DNA or text with a trained model (``kind``, default ``dna``).
 
+Both kinds read the shared sampling keys ``checkpoint`` (run or export folder), ``num_samples``, ``length``,
+``sampler``, ``steps``, ``seed``, ``temperature``, ``top_p``, ``batch_size``, ``block_length`` / ``stride``
+(semi-autoregressive windows past the model's context, :func:`genodiff.generate.conditioning.fill`),
+``num_threads``, ``device``, ``output_dir`` and ``output_name``.
+
+DNA (``kind=dna``): prefix / suffix / infilling conditioning (:mod:`genodiff.generate.conditioning`).
 Outputs in the run folder (``output_dir`` or Hydra's run dir):
 
 * ``<output_name>.fa`` -- FASTA, IDs without spaces (``sample_0``, ``<region or template>_0``), provenance
@@ -10,7 +16,25 @@ Outputs in the run folder (``output_dir`` or Hydra's run dir):
 * with conditioning: ``<output_name>.infill.bed`` (generated runs as 0-based half-open intervals on the
   output records) and ``<output_name>.infill.json`` (the same runs, plus genome coordinates for regions).
 
-``kind=text`` is delegated to :func:`genodiff.tasks.text_sample.run`.
+Text (``kind=text``, an exported text model: MDLM / SEDD / D3PM / AR; :mod:`genodiff.generate.text`):
+``length`` is in tokens (null: the model's training ``seq_len``); ``sampler`` is a method name --
+``cached``, ``ancestral``, ``first_hitting``, ``sedd``, ``ar`` -- or a dict of :class:`SamplerConfig` fields;
+the text keys under ``text``:
+
+* ``text.output_format``: ``txt`` (samples separated by a line ``=====``) or ``jsonl`` (one record per sample:
+  ``index``, ``text``, ``num_tokens``, ``entropy``);
+* ``text.tokenizer``: null to use the tokenizer saved in the export (``export/tokenizer/``), else a spec;
+* ``text.prefix`` (or the shared ``conditioning.prefix``): a prompt kept fixed at the start of every sample;
+* ``text.block_length`` / ``text.stride`` (or the shared ``block_length`` / ``stride``): semi-autoregressive
+  generation when ``length`` exceeds the block (default block: the training ``seq_len``; stride: half of it);
+* ``text.stop_at_eos``: cut each sample's text at its first ``[EOS]`` after some text (default false);
+* ``text.eval_model``: optional AR evaluator (a genodiff AR export, or a Hugging Face causal LM name) for the
+  generative perplexity, always reported with the samples' entropy (``text.eval_context`` tokens per window).
+
+The AR objective always samples left to right (method ``ar``); time-conditioned models cannot use the
+cached sampler and fall back to ``ancestral`` (same law, more denoiser calls). Writes ``samples.txt`` or
+``samples.jsonl`` (``<output_name>.<format>`` when ``output_name`` is set) and ``summary.json``
+(entropy, generative perplexity if asked, timing) to ``output_dir``.
 """
 
 from __future__ import annotations
@@ -23,27 +47,38 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from genodiff.config import to_plain
+from genodiff.data.files import atomic_write_text
+from genodiff.data.genome.intervals import read_bed
+from genodiff.data.genome.reference import Genome
+from genodiff.data.progress import progress_bar
+from genodiff.diffusion.objectives import ARObjective
+from genodiff.diffusion.sampling import Sampler
 from genodiff.errors import InputError
+from genodiff.generate import conditioning as C
+from genodiff.generate.fasta import DNA_TEMPLATE_CHARS, format_description, read_fasta, sanitize_id, write_fasta
+from genodiff.generate.text import (
+    SAMPLE_FORMATS,
+    format_samples,
+    generate_text,
+    generative_perplexity,
+    load_export_tokenizer,
+    sample_entropy,
+)
+from genodiff.interop.export import load_model, resolve_device, resolve_export
+from genodiff.tasks.run_folder import output_dir
 
 SAMPLERS = ("ancestral", "cached", "first_hitting")
 
 
-def _output_dir(cfg: DictConfig) -> Path:
-    from genodiff.tasks.train import output_dir
-
-    return output_dir(cfg)
-
-
 def _seq_arg(value, what: str) -> list[tuple[str, str]]:
     """A literal sequence, or a FASTA path (all records) -> [(name, sequence)]."""
-    from genodiff.generate.fasta import read_fasta
-
     text = str(value).strip()
     path = Path(text).expanduser()
     if path.is_file():
         return read_fasta(path, what=what)
     compact = "".join(text.split())
-    if not compact or not set(compact.upper()) <= set("ACGTNURYSWKMBDHV?"):
+    if not compact or not set(compact.upper()) <= DNA_TEMPLATE_CHARS:
         raise InputError(f"{what}: {text[:40]!r} is neither an existing FASTA file nor a DNA sequence")
     return [(what.split(".")[-1], compact.upper())]
 
@@ -66,9 +101,6 @@ def build_templates(cfg: DictConfig) -> tuple[list, str]:
 
 
 def _build_templates(cfg: DictConfig) -> tuple[list, str]:
-    from genodiff.generate import conditioning as C
-    from genodiff.generate.fasta import sanitize_id
-
     cond = cfg.get("conditioning") or {}
     region, bed, template = cond.get("region"), cond.get("bed"), cond.get("template")
     prefix, suffix = cond.get("prefix"), cond.get("suffix")
@@ -77,8 +109,6 @@ def _build_templates(cfg: DictConfig) -> tuple[list, str]:
     if region or bed:
         if not cond.get("fasta"):
             raise InputError("conditioning.fasta: required with conditioning.region / conditioning.bed")
-        from genodiff.data.genome import Genome
-
         flank = int(cond.get("flank", 512))
         if flank < 0:
             raise InputError(f"conditioning.flank: must be >= 0, got {flank}")
@@ -88,8 +118,6 @@ def _build_templates(cfg: DictConfig) -> tuple[list, str]:
                 regions.append(C.parse_region(r))
         genome = Genome(cond.fasta)
         if bed:
-            from genodiff.data.intervals import read_bed
-
             for iv in read_bed(bed, genome_lengths=genome.lengths, split_column=None):
                 regions.append((iv.chrom, iv.start, iv.end))
         if not regions:
@@ -131,18 +159,15 @@ def _validate(cfg: DictConfig) -> None:
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
+    """The sample job: ``kind=dna`` (default) or ``kind=text`` (see the module docstring)."""
     kind = str(cfg.get("kind", "dna"))
-    if kind == "text":
-        from genodiff.tasks.text_sample import run as text_run
-
-        return text_run(cfg)
-    if kind != "dna":
+    if kind not in ("dna", "text"):
         raise InputError(f"kind: '{kind}' is not one of dna, text")
-    from genodiff.diffusion.sampling import Sampler
-    from genodiff.generate import conditioning as C
-    from genodiff.generate.fasta import atomic_write_text, format_description, write_fasta
-    from genodiff.generate.model import load_model
+    return _run_text(cfg) if kind == "text" else _run_dna(cfg)
 
+
+# ------------------------------------------------------------------------------------------ DNA
+def _run_dna(cfg: DictConfig) -> dict[str, Any]:
     _validate(cfg)
     if cfg.get("num_threads"):
         torch.set_num_threads(int(cfg.num_threads))
@@ -169,7 +194,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     batch_size = int(cfg.batch_size)
     generator = torch.Generator(device=model.device).manual_seed(int(cfg.seed))
     mask_id = model.vocab.mask_id
-    progress = C.Progress(n_per * len(templates), "sample", bool(cfg.get("progress", True)))
+    progress = progress_bar(n_per * len(templates), "sample", bool(cfg.get("progress", True)))
     provenance = {"model": model.name, "checkpoint": model.digest, "sampler": method,
                   "steps": int(cfg.steps) if method != "first_hitting" else "exact", "seed": int(cfg.seed),
                   "temperature": float(cfg.temperature), "top_p": float(cfg.top_p)}
@@ -221,11 +246,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                     row_info.update(chrom=tpl.origin["chrom"], genome_start=tpl.origin["start"] + s,
                                     genome_end=tpl.origin["start"] + e)
                 infill_rows.append(row_info)
+    progress.close()
     if not records:
         raise InputError(f"gc.target={gc_target}: no sequence within ±{tolerance} after {drawn} draws; "
                          "raise gc.tolerance or gc.max_draws_factor")
     seconds, cpu_seconds = time.time() - started, time.process_time() - cpu_started
-    out = _output_dir(cfg)
+    out = output_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
     name = str(cfg.get("output_name") or "samples")
     fasta_path = write_fasta(out / f"{name}.fa", records, int(cfg.get("line_width", 60)))
@@ -246,11 +272,99 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             "acceptance_rate": accepted_total / max(drawn, 1),
             "note": "rejection sampling of whole sequences: outputs follow the model conditioned on the GC window"},
         "records": meta,
-        "config": OmegaConf.to_container(cfg, resolve=True),
+        "config": to_plain(cfg),
     }
     atomic_write_text(out / f"{name}.json", json.dumps(summary, indent=2, default=str))
     msg = f"wrote {len(records)} sequences to {fasta_path} ({total_calls} denoiser calls, {seconds:.1f} s)"
     if gc_target is not None:
         msg += f"; GC acceptance {accepted_total}/{drawn} = {accepted_total / max(drawn, 1):.3f}"
     print(msg)
+    return summary
+
+
+# ----------------------------------------------------------------------------------------- text
+def _get(cfg, key: str, default=None):
+    value = OmegaConf.select(cfg, key, default=default) if isinstance(cfg, DictConfig) else cfg.get(key, default)
+    return default if value is None else value
+
+
+def _text_sampler_spec(cfg, objective) -> dict:
+    """The :class:`SamplerConfig` dict for a text model: ``ar`` for AR models, ``ancestral`` instead of
+    ``cached`` for time-conditioned ones, the training schedule unless the config names one."""
+    spec = _get(cfg, "sampler", "cached")
+    spec = to_plain(spec)
+    spec = {"method": spec} if isinstance(spec, str) else dict(spec or {})
+    spec.pop("name", None)
+    tc = bool(getattr(objective.config, "time_conditioning", False))
+    if isinstance(objective, ARObjective):
+        spec["method"] = "ar"
+        spec["bos_id"] = objective.bos_id
+    else:
+        if spec.get("method") == "ar":
+            raise InputError("sampler: method 'ar' needs a model trained with objective=ar")
+        spec["time_conditioning"] = tc
+        if tc and spec.get("method", "cached") == "cached":
+            spec["method"] = "ancestral"
+        schedule = getattr(objective.config, "schedule", None)
+        if schedule is not None and "schedule" not in spec:
+            spec["schedule"] = schedule if isinstance(schedule, (dict, str)) else vars(schedule)
+    for key, name in (("steps", "num_steps"), ("temperature", "temperature"), ("top_p", "top_p")):
+        value = _get(cfg, key)
+        if value is not None:
+            spec[name] = value
+    return spec
+
+
+def _run_text(cfg: DictConfig) -> dict[str, Any]:
+    if not _get(cfg, "checkpoint"):
+        raise InputError("checkpoint: not set (a training run folder or its export/ folder)")
+    export = resolve_export(_get(cfg, "checkpoint"))
+    fmt = str(_get(cfg, "text.output_format", "txt"))
+    if fmt not in SAMPLE_FORMATS:
+        raise InputError(f"text.output_format: '{fmt}' is not txt or jsonl")
+    if _get(cfg, "num_threads"):
+        torch.set_num_threads(int(_get(cfg, "num_threads")))
+    device = resolve_device(_get(cfg, "device", "auto"))
+    model = load_model(export, device)
+    objective, vocab = model.objective, model.vocab
+    tokenizer = load_export_tokenizer(export, _get(cfg, "text.tokenizer"))
+    if tokenizer.vocab_size > vocab.size:
+        raise InputError(f"text.tokenizer: {tokenizer.vocab_size} tokens but the model has {vocab.size}")
+    info = model.spec.get("training", {}).get("text", {})
+    context = int(info.get("seq_len", 0) or 0) or None
+    length = int(_get(cfg, "length", 0) or 0) or context
+    if not length:
+        raise InputError("length: not set and the export does not record the training seq_len")
+    block = int(_get(cfg, "text.block_length", 0) or _get(cfg, "block_length", 0) or 0) or context or length
+    stride = _get(cfg, "text.stride") or _get(cfg, "stride")
+    sampler = _text_sampler_spec(cfg, objective)
+    num_samples = int(_get(cfg, "num_samples", 8))
+    started = time.time()
+    texts, rows, calls = generate_text(
+        model.denoiser, objective, vocab, tokenizer, num_samples=num_samples, length=length, block_length=block,
+        stride=int(stride) if stride else None, sampler=sampler, batch_size=int(_get(cfg, "batch_size", 8)),
+        seed=int(_get(cfg, "seed", 0)), prefix=_get(cfg, "text.prefix") or _get(cfg, "conditioning.prefix"),
+        add_bos=bool(info.get("add_bos_eos", True)) and bool(_get(cfg, "text.add_bos", True)), device=device,
+        stop_at_eos=bool(_get(cfg, "text.stop_at_eos", False)))
+    seconds = time.time() - started
+    entropies = [sample_entropy(r) for r in rows]
+    summary: dict[str, Any] = {
+        "checkpoint": str(export), "num_samples": num_samples, "length": length, "block_length": block,
+        "sampler": sampler, "denoiser_calls": calls, "seconds": round(seconds, 2),
+        "entropy_mean": sum(entropies) / len(entropies), "entropy_unit": "nats (empirical token distribution of a sample)",
+    }
+    eval_model = _get(cfg, "text.eval_model")
+    if eval_model:
+        summary["generative_perplexity"] = generative_perplexity(
+            texts, str(eval_model), device=device, context=_get(cfg, "text.eval_context"),
+            batch_size=int(_get(cfg, "batch_size", 8)))
+    out = output_dir(cfg)
+    path = out / f"{_get(cfg, 'output_name', 'samples')}.{fmt}"
+    atomic_write_text(path, format_samples(texts, rows, entropies, fmt))
+    summary["output"] = str(path)
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=str))
+    line = {k: summary[k] for k in ("output", "num_samples", "length", "entropy_mean", "seconds")}
+    if "generative_perplexity" in summary:
+        line["generative_perplexity"] = summary["generative_perplexity"]["perplexity"]
+    print(json.dumps(line, indent=2))
     return summary

@@ -22,24 +22,26 @@ import io
 import json
 import math
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from genodiff.config import to_plain
+from genodiff.data.files import atomic_write_text
+from genodiff.data.genome.reference import Genome
+from genodiff.data.progress import progress_bar
 from genodiff.errors import InputError
+from genodiff.generate.conditioning import encode
+from genodiff.generate.fasta import DNA_CHARS, read_fasta
+from genodiff.generate.scoring import LN2, make_draws, nelbo_with_draws, pick_method
+from genodiff.generate.variants import TSV_COLUMNS, read_variants, score_variants
+from genodiff.interop.export import load_model
+from genodiff.tasks.run_folder import output_dir
 
-LN2 = math.log(2.0)
 SEQUENCE_COLUMNS = ["id", "length", "scored_bases", "nelbo_nats", "nelbo_stderr", "bits_per_base",
                     "bits_per_base_stderr", "num_samples", "method"]
-
-
-def _output_dir(cfg: DictConfig) -> Path:
-    from genodiff.tasks.train import output_dir
-
-    return output_dir(cfg)
 
 
 def _tsv(rows: list[dict], columns: list[str], header_comment: str = "") -> str:
@@ -61,9 +63,6 @@ def score_records(model, records: list[tuple[str, str]], num_samples: int, metho
     Chunks of equal length are batched together and share one set of draws (seeded by ``seed`` and the
     length), so identical inputs get identical scores regardless of batch composition.
     """
-    from genodiff.generate.conditioning import encode
-    from genodiff.generate.scoring import make_draws, nelbo_with_draws, pick_method
-
     method = pick_method(model.objective, method)
     chunks = []  # (record index, ids)
     for i, (_, seq) in enumerate(records):
@@ -126,24 +125,15 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     return _run_sequences(cfg) if mode == "sequences" else _run_variants(cfg)
 
 
-def _progress(cfg, total, label):
-    from genodiff.generate.conditioning import Progress
-
-    return Progress(total, label, bool(cfg.get("progress", True)))
-
-
 def _run_sequences(cfg: DictConfig) -> dict[str, Any]:
-    from genodiff.generate.fasta import DNA_CHARS, atomic_write_text, read_fasta
-    from genodiff.generate.model import load_model
-
     records = read_fasta(cfg.input, allowed=DNA_CHARS, what="input")
     model = load_model(cfg.checkpoint, cfg.get("device", "auto"))
     started, cpu0 = time.time(), time.process_time()
     W = int(cfg.chunk) if cfg.get("chunk") else None
     n_chunks = sum(math.ceil(len(s) / W) if W else 1 for _, s in records)
-    bar = _progress(cfg, n_chunks, "score")
-    rows = score_records(model, records, int(cfg.num_samples), str(cfg.get("method", "auto")), int(cfg.seed),
-                         int(cfg.batch_size), W, progress=bar.update)
+    with progress_bar(n_chunks, "score", bool(cfg.get("progress", True))) as bar:
+        rows = score_records(model, records, int(cfg.num_samples), str(cfg.get("method", "auto")), int(cfg.seed),
+                             int(cfg.batch_size), W, progress=bar.update)
     total_nelbo = sum(r["nelbo_nats"] for r in rows)
     total_bases = sum(r["scored_bases"] for r in rows)
     total_se = math.sqrt(sum(r["nelbo_stderr"] ** 2 for r in rows))
@@ -155,9 +145,9 @@ def _run_sequences(cfg: DictConfig) -> dict[str, Any]:
         "bits_per_base_stderr": total_se / max(total_bases, 1) / LN2, "scored_bases": total_bases,
         "method": rows[0]["method"] if rows else None, "num_samples": int(cfg.num_samples),
         "seconds": round(time.time() - started, 3), "cpu_seconds": round(time.process_time() - cpu0, 3),
-        "rows": rows, "config": OmegaConf.to_container(cfg, resolve=True),
+        "rows": rows, "config": to_plain(cfg),
     }
-    out = _output_dir(cfg)
+    out = output_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
     name = str(cfg.get("output_name") or "scores")
     comment = (f"genodiff score sequences: model={model.name} checkpoint={model.digest}\n"
@@ -171,11 +161,6 @@ def _run_sequences(cfg: DictConfig) -> dict[str, Any]:
 
 
 def _run_variants(cfg: DictConfig) -> dict[str, Any]:
-    from genodiff.data.genome import Genome
-    from genodiff.generate.fasta import atomic_write_text
-    from genodiff.generate.model import load_model
-    from genodiff.generate.variants import TSV_COLUMNS, read_variants, score_variants
-
     if not cfg.get("genome"):
         raise InputError("genome: required for mode=variants (the reference FASTA the VCF/TSV refers to)")
     if cfg.get("window") is None or int(cfg.window) < 1:
@@ -184,10 +169,10 @@ def _run_variants(cfg: DictConfig) -> dict[str, Any]:
     genome = Genome(cfg.genome)
     model = load_model(cfg.checkpoint, cfg.get("device", "auto"))
     started, cpu0 = time.time(), time.process_time()
-    bar = _progress(cfg, len(variants), "variants")
-    score_variants(model, variants, genome, int(cfg.window), int(cfg.num_samples), str(cfg.get("method", "auto")),
-                   int(cfg.seed), int(cfg.batch_size), progress=bar.update)
-    bar.update(max(bar.total - bar.done, 0))  # records with errors are done too
+    with progress_bar(len(variants), "variants", bool(cfg.get("progress", True))) as bar:
+        score_variants(model, variants, genome, int(cfg.window), int(cfg.num_samples), str(cfg.get("method", "auto")),
+                       int(cfg.seed), int(cfg.batch_size), progress=bar.update)
+        bar.update(max(bar.total - bar.n, 0))  # records with errors are done too
     rows = []
     for v in variants:
         row = {"chrom": v.chrom, "pos": v.pos if v.pos is not None else "", "id": v.id, "ref": v.ref, "alt": v.alt,
@@ -198,7 +183,7 @@ def _run_variants(cfg: DictConfig) -> dict[str, Any]:
         rows.append(row)
     ok = [r for r in rows if not r["error"]]
     bad = [r for r in rows if r["error"]]
-    out = _output_dir(cfg)
+    out = output_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
     name = str(cfg.get("output_name") or "variants")
     comment = (f"genodiff score variants: model={model.name} checkpoint={model.digest} window={int(cfg.window)}bp "
@@ -214,7 +199,7 @@ def _run_variants(cfg: DictConfig) -> dict[str, Any]:
                "errors": len(bad), "model": {"name": model.name, "checkpoint": model.checkpoint,
                                              "digest": model.digest},
                "seconds": round(time.time() - started, 3), "cpu_seconds": round(time.process_time() - cpu0, 3),
-               "rows": rows, "config": OmegaConf.to_container(cfg, resolve=True)}
+               "rows": rows, "config": to_plain(cfg)}
     atomic_write_text(out / f"{name}.json", json.dumps(summary, indent=2, default=str))
     if not ok:
         first = bad[0]["error"] if bad else "no records"

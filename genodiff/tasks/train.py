@@ -9,36 +9,35 @@ Outputs, in the run folder (Hydra's run dir, or ``output_dir``):
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
+import warnings
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
+from omegaconf import DictConfig
 
+from genodiff.config import resolve_text_config, to_plain
 from genodiff.errors import InputError
-
-
-def output_dir(cfg: DictConfig) -> Path:
-    """The run folder: ``cfg.output_dir`` when set, else Hydra's run dir, else ``outputs/<job>``."""
-    if cfg.get("output_dir"):
-        return Path(cfg.output_dir)
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        return Path(HydraConfig.get().runtime.output_dir)
-    except Exception:  # not running under Hydra (tests, notebooks)
-        return Path("outputs") / str(cfg.get("job", "train"))
+from genodiff.interop.export import read_spec, save_export
+from genodiff.models.registry import MODEL_REGISTRY
+from genodiff.tasks.run_folder import output_dir
+from genodiff.training.batching import plan_batches
+from genodiff.training.checkpoint_io import AtomicCheckpointIO
+from genodiff.training.datamodule import GenomeDataConfig, GenomeDataModule
+from genodiff.training.module import DiffusionLitModule
+from genodiff.training.text_datamodule import TextDataModule
 
 
 def quiet_lightning_logging() -> None:
     """Lightning's loggers print through their own handlers; stop them also reaching Hydra's root handler
     (every line would appear twice) and drop the advertising tip."""
-    import logging
-    import warnings
-
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     warnings.filterwarnings("ignore", message=r"The number of training batches .* logging interval")
     logging.getLogger("lightning").propagate = False
@@ -85,22 +84,14 @@ def _resume_path(cfg: DictConfig, run_dir: Path) -> str | None:
     return str(path)
 
 
-def _plain(value):
-    """OmegaConf containers -> plain Python (hyper-parameters in checkpoints must load with weights_only)."""
-    return OmegaConf.to_container(value, resolve=True) if isinstance(value, (DictConfig, ListConfig)) else value
 
 
 def build_run(cfg: DictConfig, run_dir: Path):
     """(LightningModule, DataModule, Trainer kwargs, batch plan) from a composed training config."""
-    from genodiff.training.batching import plan_batches
-    from genodiff.training.datamodule import GenomeDataConfig, GenomeDataModule
-    from genodiff.training.module import DiffusionLitModule
-
-    trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
+    trainer_cfg = to_plain(cfg.trainer)
     plan = plan_batches(int(cfg.global_batch_size), world_size_of(trainer_cfg), int(cfg.max_per_device_batch_size))
-    data_cfg = OmegaConf.to_container(cfg.data, resolve=True)
+    data_cfg = to_plain(cfg.data)
     if data_cfg.get("kind") == "text":  # cfg went through resolve_text_config (vocab, model.vocab_size)
-        from genodiff.training.text_datamodule import TextDataModule
 
         datamodule = TextDataModule(data_cfg, batch_size=plan.per_device_batch_size, max_steps=int(cfg.max_steps),
                                     accumulate_grad_batches=plan.accumulate_grad_batches)
@@ -112,23 +103,18 @@ def build_run(cfg: DictConfig, run_dir: Path):
             raise InputError(f"data: {exc}") from None
         datamodule = GenomeDataModule(data_config, batch_size=plan.per_device_batch_size,
                                       max_steps=int(cfg.max_steps), accumulate_grad_batches=plan.accumulate_grad_batches)
-    optim = OmegaConf.to_container(cfg.optim, resolve=True)
+    optim = to_plain(cfg.optim)
     optim.setdefault("max_steps", int(cfg.max_steps))
     module = DiffusionLitModule(
-        model=OmegaConf.to_container(cfg.model, resolve=True),
-        objective=OmegaConf.to_container(cfg.objective, resolve=True),
-        optim=optim, vocab=_plain(cfg.get("vocab", "dna")), ema_decay=cfg.get("ema_decay"), seed=int(cfg.seed),
+        model=to_plain(cfg.model),
+        objective=to_plain(cfg.objective),
+        optim=optim, vocab=to_plain(cfg.get("vocab", "dna")), ema_decay=cfg.get("ema_decay"), seed=int(cfg.seed),
         init=cfg.get("init"),
     )
     return module, datamodule, trainer_cfg, plan
 
 
 def make_trainer(cfg: DictConfig, trainer_cfg: dict, plan, run_dir: Path, extra_callbacks=()):
-    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
-    from lightning.pytorch.loggers import CSVLogger
-
-    from genodiff.training.checkpoint_io import AtomicCheckpointIO
-
     ckpt_dir = run_dir / "checkpoints"
     callbacks = [
         ModelCheckpoint(dirpath=ckpt_dir, filename="step{step:07d}", save_last=True, auto_insert_metric_name=False,
@@ -143,26 +129,17 @@ def make_trainer(cfg: DictConfig, trainer_cfg: dict, plan, run_dir: Path, extra_
         loggers.append(CSVLogger(str(run_dir), name="logs", version=""))
     if "tensorboard" in wanted:
         try:
-            from lightning.pytorch.loggers import TensorBoardLogger
-
             loggers.append(TensorBoardLogger(str(run_dir), name="logs", version="tensorboard"))
-        except ModuleNotFoundError:
+        except ModuleNotFoundError:  # neither tensorboard nor tensorboardX installed
             pass
     if "wandb" in wanted:
-        from lightning.pytorch.loggers import WandbLogger
-
         loggers.append(WandbLogger(save_dir=str(run_dir), project=cfg.get("wandb_project", "genodiff")))
     if loggers:
         callbacks.append(LearningRateMonitor(logging_interval="step"))
     progress = cfg.get("progress", "auto")
     show_progress = bool(progress is True or (progress == "auto" and os.isatty(2)))
     if show_progress:
-        try:
-            from lightning.pytorch.callbacks import RichProgressBar
-
-            callbacks.append(RichProgressBar())
-        except Exception:
-            pass
+        callbacks.append(RichProgressBar())
     kwargs = dict(trainer_cfg)
     kwargs["precision"] = resolve_precision(kwargs.get("precision"))
     val_every = int(cfg.val_every_n_steps)
@@ -179,12 +156,10 @@ def make_trainer(cfg: DictConfig, trainer_cfg: dict, plan, run_dir: Path, extra_
 
 
 def export_model(module, run_dir: Path, cfg: DictConfig, extra: dict | None = None) -> Path:
-    from genodiff.training.export import save_export
-
     spec = {
-        "model": OmegaConf.to_container(cfg.model, resolve=True) if not cfg.get("init") else _model_spec(module),
-        "objective": OmegaConf.to_container(cfg.objective, resolve=True),
-        "vocab": OmegaConf.to_container(cfg.vocab, resolve=True) if isinstance(cfg.vocab, DictConfig) else cfg.vocab,
+        "model": to_plain(cfg.model) if not cfg.get("init") else _model_spec(module),
+        "objective": to_plain(cfg.objective),
+        "vocab": to_plain(cfg.vocab),
         "training": {"job": cfg.get("job"), "global_step": int(module.global_step), "seed": int(cfg.seed),
                      "ema": module.ema is not None, "init": cfg.get("init"), **(extra or {})},
     }
@@ -212,10 +187,6 @@ class ExportOnFitEnd(L.Callback):
 
 def _model_spec(module) -> dict:
     """Registry spec of a backbone loaded from a pretrained checkpoint (its dataclass config)."""
-    from dataclasses import asdict
-
-    from genodiff.models.registry import MODEL_REGISTRY
-
     config = getattr(module.backbone, "config", None)
     kind = type(module.backbone).__name__.lower()
     name = {"caduceus": "caduceus", "mambalm": "mamba_lm", "dit": "dit", "transformerar": "transformer_ar"}.get(kind)
@@ -228,8 +199,6 @@ def run(cfg: DictConfig, callbacks=()) -> dict[str, Any]:
     """Train, keep the best and last checkpoints, export the EMA weights; returns a summary dict.
 
     ``callbacks``: extra Lightning callbacks (for notebooks and tests)."""
-    from genodiff.training.text_datamodule import resolve_text_config
-
     cfg = resolve_text_config(cfg)  # data.kind=text: vocab and model.vocab_size from the tokenizer; else unchanged
 
     run_dir = output_dir(cfg)
@@ -250,12 +219,11 @@ def run(cfg: DictConfig, callbacks=()) -> dict[str, Any]:
         "batch_plan": {"global": plan.global_batch_size, "per_device": plan.per_device_batch_size,
                        "accumulate": plan.accumulate_grad_batches, "world_size": plan.world_size},
         "split_windows": datamodule.split_sizes(), "seconds": round(time.time() - started, 2),
-        "vocab": OmegaConf.to_container(cfg.vocab, resolve=True) if isinstance(cfg.vocab, DictConfig) else cfg.vocab,
+        "vocab": to_plain(cfg.vocab),
         "metrics": {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1},
     }
     if cfg.get("export", True):
         summary["export"] = str(run_dir / "export")
-        from genodiff.training.export import read_spec
 
         summary["global_step"] = int(read_spec(run_dir / "export")["training"]["global_step"])
     if trainer.is_global_zero:

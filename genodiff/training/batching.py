@@ -19,11 +19,6 @@ class BatchPlan:
     per_device_batch_size: int
     accumulate_grad_batches: int
 
-    @property
-    def micro_batches_per_step(self) -> int:
-        """Micro-batches in one optimizer step over all devices (the strata of global time sampling)."""
-        return self.world_size * self.accumulate_grad_batches
-
 
 def plan_batches(global_batch_size: int, world_size: int, max_per_device_batch_size: int) -> BatchPlan:
     """Largest per-device batch <= ``max_per_device_batch_size`` that divides the global batch exactly.

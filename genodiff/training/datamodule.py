@@ -23,9 +23,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from genodiff.data.cache import EncodedGenome, build_encoded_cache, cache_is_current
-from genodiff.data.intervals import Interval, read_bed, split_by_column, tile_windows
-from genodiff.data.windows import GenomeWindowDataset
+from genodiff.data.genome.cache import EncodedGenome, build_encoded_cache, cache_is_current
+from genodiff.data.genome.intervals import Interval, read_bed, split_by_column, tile_windows
+from genodiff.data.genome.windows import GenomeWindowDataset
+from genodiff.data.manifest import dataset_paths, resolve_cache_dir
+from genodiff.data.prepare import PrepareConfig, prepare, say_stdout
 from genodiff.errors import InputError
 
 SPLITS = ("train", "valid", "test")
@@ -58,8 +60,6 @@ class GenomeDataConfig:
 
 def _resolve_sources(cfg: GenomeDataConfig) -> tuple[Path, Path | None, dict]:
     """(encoded cache folder, BED path or None, chromosome aliases), preparing the dataset if needed."""
-    from genodiff.data.manifest import dataset_paths, resolve_cache_dir
-
     if cfg.fasta:
         fasta = Path(cfg.fasta).expanduser()
         if not fasta.is_file():
@@ -74,9 +74,7 @@ def _resolve_sources(cfg: GenomeDataConfig) -> tuple[Path, Path | None, dict]:
     encoded = Path(paths["encoded"])
     if not (encoded.is_dir() and any(encoded.iterdir())):
         if cfg.dataset == "demo":
-            from genodiff.tasks.data import prepare_dataset
-
-            prepare_dataset("demo", cfg.cache_dir)
+            prepare("demo", PrepareConfig(cache_dir=cfg.cache_dir), say=say_stdout)
         else:
             raise InputError(f"data.dataset '{cfg.dataset}' is not prepared: run `genodiff data prepare {cfg.dataset}`")
     intervals = Path(cfg.intervals) if cfg.intervals else paths["intervals"]

@@ -38,18 +38,28 @@ class ParameterEMA:
             if name in self.shadow:
                 param.copy_(self.shadow[name].to(param.dtype))
 
+    def swap_in(self, model: nn.Module) -> dict[str, torch.Tensor]:
+        """Replace the model's averaged parameters by their averages; returns the originals for :meth:`restore`."""
+        backup = {name: p.detach().clone() for name, p in model.named_parameters() if name in self.shadow}
+        self.copy_to(model)
+        return backup
+
+    @staticmethod
+    @torch.no_grad()
+    def restore(model: nn.Module, backup: dict[str, torch.Tensor]) -> None:
+        """Put back the parameters :meth:`swap_in` returned."""
+        for name, param in model.named_parameters():
+            if name in backup:
+                param.copy_(backup[name])
+
     @contextmanager
     def swapped_in(self, model: nn.Module):
         """Temporarily replace the model's parameters by their averages."""
-        backup = {name: p.detach().clone() for name, p in model.named_parameters() if name in self.shadow}
-        self.copy_to(model)
+        backup = self.swap_in(model)
         try:
             yield model
         finally:
-            with torch.no_grad():
-                for name, param in model.named_parameters():
-                    if name in backup:
-                        param.copy_(backup[name])
+            self.restore(model, backup)
 
     def state_dict(self) -> dict:
         return {"decay": self.decay, "num_updates": self.num_updates,

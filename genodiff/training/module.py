@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import inspect
 import math
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 
-from genodiff.diffusion.objectives import make_objective
-from genodiff.diffusion.vocab import DiffusionVocab
+from genodiff.diffusion.build import build_objective, make_vocab
 from genodiff.errors import InputError
+from genodiff.interop.export import load_export
+from genodiff.interop.hf_caduceus import load_pretrained
+from genodiff.models.registry import build_model
 from genodiff.training.ema import ParameterEMA
 from genodiff.training.optim import OptimConfig, build_optimizer
 
@@ -33,47 +36,15 @@ class NonFiniteLossError(RuntimeError):
     """Raised when a training loss is NaN or infinite; the run stops before the optimizer step."""
 
 
-def make_vocab(spec: Any) -> DiffusionVocab:
-    """``"dna"`` (A/C/G/T outputs), ``"dna_n"`` (also N), or a dict of :meth:`DiffusionVocab.generic` arguments."""
-    if spec in (None, "dna"):
-        return DiffusionVocab.dna()
-    if spec == "dna_n":
-        return DiffusionVocab.dna(include_n=True)
-    if isinstance(spec, dict) or hasattr(spec, "items"):
-        return DiffusionVocab.generic(**dict(spec))
-    raise InputError(f"vocab: unknown vocabulary '{spec}' (use dna, dna_n or a dict)")
-
-
-def build_objective(spec: dict, vocab: DiffusionVocab):
-    spec = dict(spec)
-    if spec.get("name") == "mlm":
-        from genodiff.diffusion.mlm import MLMObjective
-
-        spec.pop("name")
-        return MLMObjective(spec, vocab=vocab)
-    try:
-        return make_objective(spec, vocab=vocab)
-    except (ValueError, TypeError) as exc:
-        raise InputError(f"objective: {exc}") from None
-
-
 def build_backbone(spec: dict, init: str | None = None) -> torch.nn.Module:
     """Backbone from ``{"name": registry name, **config}``; ``init`` loads pretrained weights:
     ``hf:<repo>`` or a Hugging Face Caduceus folder (``config.json``), or a genodiff export."""
-    from pathlib import Path
-
-    from genodiff.models.registry import build_model
-
     spec = dict(spec)
     name = spec.pop("name")
     if init:
         path = Path(str(init)).expanduser()
         if path.is_dir() and (path / "genodiff.json").is_file():
-            from genodiff.training.export import load_export
-
             return load_export(path).model
-        from genodiff.interop.hf_caduceus import load_pretrained
-
         model, _config = load_pretrained(str(init))
         return model
     try:
@@ -165,14 +136,11 @@ class DiffusionLitModule(L.LightningModule):
     # ------------------------------------------------------------------ evaluation
     def swap_in_ema(self) -> None:
         if self.ema is not None and self._ema_backup is None:
-            self._ema_backup = {n: p.detach().clone() for n, p in self.backbone.named_parameters()}
-            self.ema.copy_to(self.backbone)
+            self._ema_backup = self.ema.swap_in(self.backbone)
 
     def swap_out_ema(self) -> None:
         if self._ema_backup is not None:
-            with torch.no_grad():
-                for name, param in self.backbone.named_parameters():
-                    param.copy_(self._ema_backup[name])
+            self.ema.restore(self.backbone, self._ema_backup)
             self._ema_backup = None
 
     def _eval_start(self) -> None:
@@ -196,20 +164,12 @@ class DiffusionLitModule(L.LightningModule):
             self.log(f"{prefix}/perplexity_bound", math.exp(min(nats, 50.0)), sync_dist=False)
         self.swap_out_ema()
 
-    def on_validation_epoch_start(self) -> None:
-        self._eval_start()
-
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._eval_step(batch, batch_idx)
+    # validation and test are the same evaluation, logged under their own prefix
+    on_validation_epoch_start = on_test_epoch_start = _eval_start
+    validation_step = test_step = _eval_step
 
     def on_validation_epoch_end(self) -> None:
         self._eval_end("val")
-
-    def on_test_epoch_start(self) -> None:
-        self._eval_start()
-
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._eval_step(batch, batch_idx)
 
     def on_test_epoch_end(self) -> None:
         self._eval_end("test")

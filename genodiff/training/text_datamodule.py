@@ -20,19 +20,19 @@ pure function of ``(seed, m, rank)`` and the loader resumes at ``trainer.global_
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from genodiff.data.text_corpus import TextSourceConfig, TokenCache, build_token_cache
-from genodiff.data.text_tokenizers import TextTokenizer, load_tokenizer, vocab_spec
+from genodiff.data.text.corpus import TextSourceConfig, TokenCache, build_token_cache
+from genodiff.data.text.tokenizers import TextTokenizer, load_tokenizer, vocab_spec
 from genodiff.errors import InputError
 from genodiff.training.datamodule import StepDataModule
 
-__all__ = ["TextDataConfig", "TextDataModule", "PackedTextDataset", "PaddedTextDataset", "text_collate",
-           "resolve_text_config", "is_text_config"]
+__all__ = ["TextDataConfig", "TextDataModule", "PackedTextDataset", "PaddedTextDataset", "text_collate"]
 
 SPLITS = ("train", "valid", "test")
 
@@ -219,43 +219,4 @@ class TextDataModule(StepDataModule):
 
     def write_export_files(self, export_dir) -> None:
         """Save the tokenizer into ``export_dir/tokenizer/`` so the export is self-contained."""
-        from pathlib import Path
-
         self.tokenizer.save(Path(export_dir) / "tokenizer")
-
-
-# ---------------------------------------------------------------------------------- config glue
-def is_text_config(cfg) -> bool:
-    data = cfg.get("data") if hasattr(cfg, "get") else None
-    return bool(data is not None and data.get("kind", None) == "text")
-
-
-def resolve_text_config(cfg):
-    """For ``data.kind: text``: fill ``vocab`` (when not a dict) and ``model.vocab_size`` from the tokenizer.
-
-    Returns a new DictConfig (the input is not changed); other configs are returned unchanged. Runs at
-    job start, never at compose time."""
-    from omegaconf import DictConfig, OmegaConf
-
-    if not is_text_config(cfg):
-        return cfg
-    tokenizer = load_tokenizer(OmegaConf.to_container(cfg.data, resolve=True).get("tokenizer", "byte"))
-    spec = vocab_spec(tokenizer)
-    plain = OmegaConf.to_container(cfg, resolve=False)
-    vocab = plain.get("vocab")
-    if not isinstance(vocab, dict):
-        plain["vocab"] = spec
-    elif int(vocab.get("num_tokens", -1)) != spec["num_tokens"]:
-        raise InputError(f"vocab.num_tokens={vocab.get('num_tokens')} but tokenizer "
-                         f"'{cfg.data.tokenizer}' has {spec['num_tokens']} tokens")
-    model = plain.get("model") or {}
-    if model.get("vocab_size") in (None, "auto") or "vocab_size" not in model:
-        model["vocab_size"] = plain["vocab"]["num_tokens"]
-    elif int(model["vocab_size"]) < int(plain["vocab"]["num_tokens"]):
-        raise InputError(f"model.vocab_size={model['vocab_size']} is smaller than the tokenizer's "
-                         f"{plain['vocab']['num_tokens']} tokens")
-    plain["model"] = model
-    out = OmegaConf.create(plain)
-    if isinstance(cfg, DictConfig):
-        OmegaConf.set_struct(out, OmegaConf.is_struct(cfg))
-    return out

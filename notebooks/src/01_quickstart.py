@@ -36,8 +36,8 @@ import genodiff
 from genodiff.analysis.notebook_helpers import default_output, save_figure, shared_data
 from genodiff.analysis.sequence_stats import gc_values, js_divergence, kmer_spectrum
 from genodiff.config import compose_config
-from genodiff.data.genome import Genome
-from genodiff.data.intervals import read_bed
+from genodiff.data.genome.reference import Genome
+from genodiff.data.genome.intervals import read_bed
 from genodiff.generate.fasta import read_fasta
 from genodiff.tasks import evaluate, sample, train
 from genodiff.tasks.data import prepare_dataset

@@ -43,7 +43,7 @@ from genodiff.analysis.notebook_helpers import default_output, save_figure, shar
 from genodiff.config import compose_config
 from genodiff.benchmarks.published import (PUBLISHED, PUBLISHED_MDLM, PUBLISHED_MDLM_MODELS, PUBLISHED_MDLM_SOURCE,
                                            PUBLISHED_MODELS, PUBLISHED_SOURCE, TASK_TITLES)
-from genodiff.data.genome import Genome
+from genodiff.data.genome.reference import Genome
 from genodiff.tasks import benchmark
 from genodiff.tasks.data import prepare_dataset
 

@@ -40,11 +40,11 @@ from genodiff.analysis.markov import MarkovModel
 from genodiff.analysis.notebook_helpers import default_output, save_figure, shared_root
 from genodiff.analysis.sequence_stats import kmer_spectrum
 from genodiff.config import compose_config
-from genodiff.data.genome import Genome
-from genodiff.data.tokenizer import DNATokenizer
-from genodiff.data.vocab import MASK_ID
+from genodiff.data.genome.reference import Genome
+from genodiff.data.genome.tokenizer import DNATokenizer
+from genodiff.data.genome.vocab import MASK_ID
 from genodiff.generate.fasta import read_fasta, write_fasta
-from genodiff.generate.model import load_model
+from genodiff.interop.export import load_model
 from genodiff.tasks import analyze, sample, train
 from genodiff.tasks.data import prepare_dataset
 

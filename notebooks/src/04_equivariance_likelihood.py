@@ -35,11 +35,11 @@ import torch
 
 from genodiff.analysis.notebook_helpers import default_output, save_figure, shared_root
 from genodiff.config import compose_config
-from genodiff.data.genome import Genome
-from genodiff.data.tokenizer import DNATokenizer
-from genodiff.data.vocab import COMPLEMENT_MAP, MASK_ID
+from genodiff.data.genome.reference import Genome
+from genodiff.data.genome.tokenizer import DNATokenizer
+from genodiff.data.genome.vocab import COMPLEMENT_MAP, MASK_ID
 from genodiff.diffusion import estimate_nelbo
-from genodiff.generate.model import load_model
+from genodiff.interop.export import load_model
 from genodiff.interop.hf_caduceus import load_caduceus
 from genodiff.models import build_model, rc_ids, rc_logits
 from genodiff.tasks import score, train

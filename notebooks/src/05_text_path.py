@@ -8,7 +8,7 @@
 # the same size:
 #
 # 1. training curves: the MDLM validation NELBO (an upper bound) against the AR model's exact NLL;
-# 2. held-out bits per token with standard errors -- `genodiff.tasks.text_evaluate.run`;
+# 2. held-out bits per token with standard errors -- `genodiff.tasks.evaluate.run` on text data;
 # 3. samples -- `genodiff.tasks.sample.run` with `kind=text` (`genodiff sample text`) -- and their
 #    **generative perplexity** under the AR model as evaluator, always read together with the samples'
 #    **entropy** (repetitive text has a deceptively low generative perplexity), for several numbers of
@@ -36,8 +36,9 @@ from omegaconf import OmegaConf
 
 from genodiff.analysis.notebook_helpers import default_output, save_figure
 from genodiff.config import compose_config
-from genodiff.data.text_corpus import python_docs_documents
-from genodiff.tasks import sample, text_evaluate, text_train
+from genodiff.data.text.corpus import python_docs_documents
+from genodiff.generate.text import generative_perplexity
+from genodiff.tasks import evaluate, sample, train
 from genodiff.tasks.train import quiet_lightning_logging
 
 
@@ -66,7 +67,7 @@ for name, preset, extra in [("MDLM (DiT)", "text_cpu", ["model.cond_dim=16"] if 
     shutil.rmtree(run_dir, ignore_errors=True)
     cfg = compose_config("pretrain", [f"experiment/pretrain={preset}", f"output_dir={run_dir}", "loggers=[csv]",
                                       "progress=false", "resume=null", f"seed={SEED}", *size, *extra])
-    summary = text_train.run(cfg)
+    summary = train.run(cfg)
     runs[name] = {"dir": run_dir, "cfg": cfg, "summary": summary}
     print(f"{name}: {summary['global_step']} steps in {summary['seconds']:.0f} s")
 SEQ_LEN = int(runs["MDLM (DiT)"]["cfg"].data.seq_len)
@@ -90,7 +91,7 @@ savefig(fig, "text_training.png")
 # ## Held-out likelihood
 
 # %%
-ev = text_evaluate.run(OmegaConf.create({
+ev = evaluate.run(OmegaConf.create({
     "checkpoints": [str(r["dir"]) for r in runs.values()],
     "data": OmegaConf.to_container(runs["MDLM (DiT)"]["cfg"].data, resolve=True), "split": "test",
     "num_samples": 4 if SMOKE else 16, "method": "auto", "batch_size": 8, "max_windows": 16 if SMOKE else 64,
@@ -123,7 +124,7 @@ points.append({"set": "AR samples", "gen_ppl": res["generative_perplexity"]["per
                "entropy": res["entropy_mean"], "file": res["output"]})
 docs = python_docs_documents()
 real = [d[:SEQ_LEN] for d in docs[-n:]]  # byte tokens: SEQ_LEN characters of ASCII text ~ SEQ_LEN tokens
-gp = text_evaluate.generative_perplexity(real, EVAL_MODEL)
+gp = generative_perplexity(real, EVAL_MODEL)
 points.append({"set": "real docstrings", "gen_ppl": gp["perplexity"], "entropy": gp["entropy_mean"], "file": None})
 quality = pd.DataFrame(points)
 quality[["set", "gen_ppl", "entropy"]]

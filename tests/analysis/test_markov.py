@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from genodiff.analysis.markov import MarkovModel, markov_baseline
-from genodiff.data.vocab import A_ID, N_ID
+from genodiff.data.genome.vocab import A_ID, N_ID
 
 BASES = "ACGT"
 

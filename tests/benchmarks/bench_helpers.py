@@ -6,7 +6,6 @@ import gzip
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 
 def random_seq(rng, n: int) -> str:

@@ -12,8 +12,8 @@ import pytest
 
 from genodiff.benchmarks import datasets as ds
 from genodiff.benchmarks.gb import GB_TASKS, coordinate_file_name, load_gb_coordinates, load_gb_task
-from genodiff.data.genome import Genome
-from genodiff.data.tokenizer import DNATokenizer, reverse_complement
+from genodiff.data.genome.reference import Genome
+from genodiff.data.genome.tokenizer import DNATokenizer, reverse_complement
 from genodiff.errors import InputError
 
 from bench_helpers import motif_dataset, random_seq, write_fasta_gz, write_gb_folder

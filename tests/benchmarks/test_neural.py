@@ -11,10 +11,11 @@ import torch
 
 from genodiff.benchmarks.datasets import encode_sequences, LabeledSet
 from genodiff.benchmarks.folds import cv_splits
-from genodiff.benchmarks.neural import BackboneClassifier, GBCNN, TorchMethod, load_backbone, rc_padded
+from genodiff.benchmarks.neural import BackboneClassifier, GBCNN, TorchMethod, load_backbone
 from genodiff.benchmarks.runner import build_method, run_units
-from genodiff.data.tokenizer import reverse_complement_ids
-from genodiff.data.vocab import PAD_ID
+from genodiff.data.genome.tokenizer import reverse_complement_ids
+from genodiff.data.genome.tokenizer import reverse_complement_padded as rc_padded
+from genodiff.data.genome.vocab import PAD_ID
 from genodiff.errors import InputError
 from genodiff.models.heads import pool_hidden
 
@@ -172,7 +173,7 @@ def test_neural_method_trains_small_caduceus():
 
 
 def test_loader_reads_training_export(tmp_path):
-    from genodiff.training.export import save_export
+    from genodiff.interop.export import save_export
 
     cfg = {"d_model": 16, "n_layer": 1, "rcps": True}
     ref, _ = load_backbone("caduceus", cfg, seed=7)

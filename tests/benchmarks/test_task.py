@@ -7,9 +7,7 @@ import csv
 import json
 import subprocess
 import sys
-from pathlib import Path
 
-import numpy as np
 import pytest
 from hydra import compose, initialize_config_module
 
@@ -153,3 +151,15 @@ def test_cli(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0
     assert bad.stderr.startswith("genodiff: error:")
+
+
+def test_cli_honours_output_dir(tmp_path):
+    """Like every job, the benchmark writes into output_dir= when given (not into Hydra's run folder)."""
+    data = motif_csv(tmp_path, 40)
+    out, hydra_dir = tmp_path / "chosen", tmp_path / "hydra"
+    proc = subprocess.run([sys.executable, "-m", "genodiff.cli", "benchmark", str(data), "methods=[kmer_lr]",
+                           "cv.folds=2", f"output_dir={out}", f"hydra.run.dir={hydra_dir}", *FAST],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "report.md").is_file()
+    assert not (hydra_dir / "report.md").exists()

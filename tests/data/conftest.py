@@ -37,7 +37,7 @@ def chr2_slice(shared_data) -> Path:
 
 @pytest.fixture(scope="session")
 def chr2_cache(chr2_slice, tmp_path_factory):
-    from genodiff.data.cache import build_encoded_cache
+    from genodiff.data.genome.cache import build_encoded_cache
     return build_encoded_cache(chr2_slice, tmp_path_factory.mktemp("chr2cache") / "cache", progress=False)
 
 

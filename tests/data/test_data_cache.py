@@ -5,11 +5,11 @@ import time
 import numpy as np
 import pytest
 
-from genodiff.data import cache as cache_mod
-from genodiff.data.cache import EncodedGenome, build_encoded_cache, cache_is_current
-from genodiff.data.genome import Genome
-from genodiff.data.tokenizer import DNATokenizer, reverse_complement
-from genodiff.data.vocab import N_ID
+from genodiff.data.genome import cache as cache_mod
+from genodiff.data.genome.cache import EncodedGenome, build_encoded_cache, cache_is_current
+from genodiff.data.genome.reference import Genome
+from genodiff.data.genome.tokenizer import DNATokenizer, reverse_complement
+from genodiff.data.genome.vocab import N_ID
 from genodiff.errors import InputError
 
 from data_helpers import write_fasta

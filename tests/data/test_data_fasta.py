@@ -1,10 +1,9 @@
 import gzip
 import random
 
-import numpy as np
 import pytest
 
-from genodiff.data.fasta import compression_of, read_fasta_records, scan_fasta
+from genodiff.data.genome.fasta import compression_of, read_fasta_records, scan_fasta
 from genodiff.errors import InputError
 
 from data_helpers import write_fasta

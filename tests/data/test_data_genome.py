@@ -4,9 +4,9 @@ import pickle
 import numpy as np
 import pytest
 
-from genodiff.data.aliases import ChromAliases
-from genodiff.data.genome import Genome
-from genodiff.data.tokenizer import DNATokenizer, reverse_complement
+from genodiff.data.genome.aliases import ChromAliases
+from genodiff.data.genome.reference import Genome
+from genodiff.data.genome.tokenizer import DNATokenizer, reverse_complement
 from genodiff.errors import InputError
 
 from data_helpers import write_fasta

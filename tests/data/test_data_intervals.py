@@ -3,8 +3,8 @@ import gzip
 import numpy as np
 import pytest
 
-from genodiff.data.cache import build_encoded_cache
-from genodiff.data.intervals import (Interval, Windows, filter_windows_by_n, genome_intervals, read_bed,
+from genodiff.data.genome.cache import build_encoded_cache
+from genodiff.data.genome.intervals import (Interval, Windows, filter_windows_by_n, genome_intervals, read_bed,
                                      split_by_chromosome, split_by_column, tile_windows, window_n_fraction)
 from genodiff.errors import InputError
 

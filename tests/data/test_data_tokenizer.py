@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from genodiff.data.tokenizer import DNATokenizer, reverse_complement, reverse_complement_ids
-from genodiff.data.vocab import A_ID, C_ID, G_ID, MASK_ID, N_ID, PAD_ID, T_ID, UNK_ID, TOKENS
+from genodiff.data.genome.tokenizer import DNATokenizer, reverse_complement, reverse_complement_ids
+from genodiff.data.genome.vocab import A_ID, C_ID, G_ID, MASK_ID, N_ID, PAD_ID, T_ID, UNK_ID, TOKENS
 from genodiff.errors import InputError
 
 

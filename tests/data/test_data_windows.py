@@ -3,11 +3,11 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from genodiff.data.cache import build_encoded_cache
-from genodiff.data.intervals import Windows, genome_intervals, tile_windows
-from genodiff.data.tokenizer import reverse_complement_ids
-from genodiff.data.vocab import N_ID
-from genodiff.data.windows import GenomeWindowDataset, unit_hash, unit_hash_array
+from genodiff.data.genome.cache import build_encoded_cache
+from genodiff.data.genome.intervals import Windows, genome_intervals, tile_windows
+from genodiff.data.genome.tokenizer import reverse_complement_ids
+from genodiff.data.genome.vocab import N_ID
+from genodiff.data.genome.windows import GenomeWindowDataset, unit_hash, unit_hash_array
 
 
 @pytest.fixture

@@ -105,7 +105,7 @@ def unused_port() -> int:
 @pytest.fixture(scope="session")
 def small_genome(tmp_path_factory) -> Path:
     """A small generated genome FASTA (two chromosomes, ~120 kb), the file served in download tests."""
-    from genodiff.data.demo_genome import write_demo_genome
+    from genodiff.data.genome.demo import write_demo_genome
 
     path = tmp_path_factory.mktemp("genome") / "small.fa"
     write_demo_genome(path, seed=7, chromosomes=(("chrS1", 80_000), ("chrS2", 40_000)))

@@ -59,7 +59,7 @@ def test_prepare_demo(tmp_path, capsys):
     assert result["sequences"] == 2 and result["total_length"] == 3_000_000
     windows = result["intervals"][0]
     assert windows["rows"] > 50 and set(windows["by_name"]) == {"train", "valid", "test"}
-    from genodiff.data.cache import EncodedGenome
+    from genodiff.data.genome.cache import EncodedGenome
 
     genome = EncodedGenome.open(folder / "encoded")
     assert genome.lengths == {"demo_chr1": 2_000_000, "demo_chr2": 1_000_000}

@@ -8,7 +8,7 @@ from importlib import resources
 import numpy as np
 import pytest
 
-from genodiff.data import demo_genome as dg
+from genodiff.data.genome import demo as dg
 
 
 @pytest.fixture(scope="module")

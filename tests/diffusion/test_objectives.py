@@ -10,7 +10,7 @@ from genodiff.diffusion.process import mask_tokens, stratified_times, subs_log_p
 from genodiff.diffusion.schedules import make_schedule
 from genodiff.diffusion.testing import TinyWorld
 from genodiff.diffusion.vocab import DiffusionVocab
-from genodiff.data import vocab as dv
+from genodiff.data.genome import vocab as dv
 
 from _helpers import quadrature_nelbo, random_denoiser
 

@@ -1,19 +1,15 @@
 """Samplers driven by the exact tiny-world denoiser reproduce p(x) (chi-square at fixed seeds)."""
 
-import functools
-
 import pytest
 import torch
 
 from genodiff.diffusion.sampling import (
-    Sampler,
     ancestral_sample,
     ar_sample,
     first_hitting_sample,
     make_sampler,
     sample_categorical,
     sedd_analytic_sample,
-    semi_autoregressive_sample,
     token_probs,
 )
 from genodiff.diffusion.schedules import make_schedule
@@ -157,26 +153,6 @@ def test_ar_sampler_reproduces_p(world):
     out = ar_sample(world.ar_denoiser, world.vocab, N, world.L, generator=gen(7))
     assert out.num_denoiser_calls == world.L
     assert pval(world, out.tokens) > ALPHA
-
-
-def test_semi_autoregressive(world):
-    """Windows of L=3 with stride 1: (x0,x1,x2) ~ p and (x1,x2,x3) ~ p(x1,x2) p(x3 | x1,x2 at window start)."""
-    window = functools.partial(first_hitting_sample, world.denoiser, world.vocab)
-    out = semi_autoregressive_sample(window, world.vocab, N, total_length=5, block_length=3, stride=1, generator=gen(8))
-    assert out.tokens.shape == (N, 5) and (out.tokens != world.mask_id).all()
-    assert out.num_denoiser_calls == 3 + 1 + 1
-    assert pval(world, out.tokens[:, :3]) > ALPHA
-    p = world.probs.reshape(3, 3, 3)
-    p12 = p.sum(0)  # marginal of (x1, x2)
-    cond = p / p.sum(-1, keepdim=True)  # p(x2 | x0, x1) indexed [x0, x1, x2]
-    expected = (p12[:, :, None] * cond).reshape(-1)
-    assert pval(world, out.tokens[:, 1:4], expected) > ALPHA
-    assert pval(world, out.tokens[:, 1:4]) < 1e-6  # it is not p itself (power check)
-    # prefix + Sampler.generate front end
-    s = Sampler({"method": "cached", "num_steps": 50}, world.vocab)
-    g = s.generate(world.denoiser, 4, 10, block_length=3, stride=2, prefix=torch.tensor([2, 1]), generator=gen(9))
-    assert g.tokens.shape == (4, 10) and (g.tokens[:, :2] == torch.tensor([2, 1])).all()
-    assert (g.tokens != world.mask_id).all()
 
 
 def test_categorical_float64_and_nucleus():

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from genodiff.data import vocab as V
+from genodiff.data.genome import vocab as V
 from genodiff.diffusion.objectives import MDLMObjective
 from genodiff.diffusion.vocab import DiffusionVocab
-from genodiff.generate.model import LoadedModel
+from genodiff.interop.export import LoadedModel
 
 
 def hashed_denoiser(x_t: torch.Tensor, t=None) -> torch.Tensor:
@@ -50,7 +50,19 @@ def periodic_denoiser(x_t: torch.Tensor, t=None, eps: float = 1e-4) -> torch.Ten
     return logits
 
 
+class _DenoiserModule(torch.nn.Module):
+    """A backbone whose forward is a plain denoiser function."""
+
+    def __init__(self, denoiser):
+        super().__init__()
+        self.fn = denoiser
+
+    def forward(self, x_t, time=None):
+        return self.fn(x_t, time)
+
+
 def fake_model(denoiser=hashed_denoiser) -> LoadedModel:
     vocab = DiffusionVocab.dna()
     objective = MDLMObjective({"time_conditioning": False}, vocab)
-    return LoadedModel(denoiser, objective, vocab, {"model": {"name": "fake"}}, "fake", "fake", "sha256:0", None, "cpu")
+    return LoadedModel(_DenoiserModule(denoiser), objective, vocab, {"model": {"name": "fake"}}, "fake", "fake",
+                       "sha256:0", "cpu")

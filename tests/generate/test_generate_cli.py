@@ -23,7 +23,7 @@ def test_cli_sample_and_score_variants(tmp_path, tiny_run, genome_fa):
              "num_threads=1", f"output_dir={tmp_path / 's'}", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "s" / "samples.fa").read_text().startswith(">sample_0 model=")
-    from genodiff.data.genome import Genome
+    from genodiff.data.genome.reference import Genome
 
     ref = Genome(genome_fa).fetch("chrA", 49, 50)
     (tmp_path / "v.tsv").write_text(f"chrA\t50\t{ref}\t{'A' if ref != 'A' else 'C'}\nchrQ\t1\tA\tC\n")

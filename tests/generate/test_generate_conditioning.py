@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import functools
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
 from conftest import random_dna, write_fasta_text
 from fakes import hashed_denoiser
-from genodiff.data import vocab as V
-from genodiff.data.genome import Genome
-from genodiff.diffusion.sampling import Sampler
+from genodiff.data.genome import vocab as V
+from genodiff.data.genome.reference import Genome
+from genodiff.diffusion.sampling import SampleOutput, Sampler, first_hitting_sample
+from genodiff.diffusion.testing import TinyWorld
 from genodiff.diffusion.vocab import DiffusionVocab
 from genodiff.errors import InputError
 from genodiff.generate import conditioning as C
+from genodiff.generate.text import fill_after_prefix
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "diffusion"))
+from _helpers import chi2_pvalue  # noqa: E402  (tests/diffusion/_helpers.py)
 
 
 def _window_fn(method, steps=16):
@@ -54,6 +63,52 @@ def test_semi_autoregressive_long_sequence_is_reproducible():
     b = C.fill(_window_fn("cached"), x, V.MASK_ID, 32, 16, torch.Generator().manual_seed(5))[0]
     assert torch.equal(a, b)
     assert not bool((a == V.MASK_ID).any())
+
+
+def test_semi_autoregressive_windows_follow_the_model_law():
+    """Windows of L=3 with stride 1 on the exact tiny world: (x0,x1,x2) ~ p and (x1,x2,x3) ~ p(x1,x2)
+    p(x3 | x1,x2 at window start) -- the law of semi-autoregressive generation, DNA and text alike."""
+    world, n = TinyWorld.random(3, 3, seed=21), 20000
+    window = functools.partial(first_hitting_sample, world.denoiser, world.vocab)
+    x = torch.full((n, 5), world.mask_id)
+    tokens, calls, _ = C.fill(window, x, world.mask_id, 3, 1, torch.Generator().manual_seed(8))
+    assert tokens.shape == (n, 5) and (tokens != world.mask_id).all()
+    assert calls == 3 + 1 + 1
+    assert chi2_pvalue(world.seq_index(tokens[:, :3]), world.probs) > 1e-3
+    p = world.probs.reshape(3, 3, 3)
+    cond = p / p.sum(-1, keepdim=True)  # p(x2 | x0, x1) indexed [x0, x1, x2]
+    expected = (p.sum(0)[:, :, None] * cond).reshape(-1)
+    assert chi2_pvalue(world.seq_index(tokens[:, 1:4]), expected) > 1e-3
+    assert chi2_pvalue(world.seq_index(tokens[:, 1:4]), world.probs) < 1e-6  # it is not p itself (power check)
+    # a prompt and the Sampler front end, as genodiff sample text runs them
+    s = Sampler({"method": "cached", "num_steps": 50}, world.vocab)
+    x = torch.full((4, 10), world.mask_id)
+    x[:, :2] = torch.tensor([2, 1])
+    g, _, _ = fill_after_prefix(lambda x_init, generator: s.sample(world.denoiser, x_init=x_init, generator=generator),
+                                x, 2, world.mask_id, 3, 2, torch.Generator().manual_seed(9))
+    assert g.shape == (4, 10) and (g[:, :2] == torch.tensor([2, 1])).all()
+    assert (g != world.mask_id).all()
+
+
+def test_a_prompt_longer_than_the_window_is_context_for_the_next_stride():
+    seen = []
+
+    def window(x_init, generator):
+        seen.append((int((x_init == V.MASK_ID).sum(1)[0]), x_init.shape[1]))
+        return SampleOutput(torch.where(x_init == V.MASK_ID, torch.full_like(x_init, V.A_ID), x_init), 1, 1)
+
+    x = torch.full((2, 20), V.MASK_ID)
+    x[:, :9] = V.C_ID
+    tokens, calls, _ = fill_after_prefix(window, x, 9, V.MASK_ID, 6, 4, torch.Generator())
+    assert seen == [(4, 6), (4, 6), (3, 6)]  # windows end 4 past the prompt, then every 4 (the last: at 20)
+    assert calls == 3 and bool((tokens[:, :9] == V.C_ID).all()) and bool((tokens[:, 9:] == V.A_ID).all())
+    seen.clear()
+    C.fill(window, x, V.MASK_ID, 6, 4, torch.Generator())  # fill alone: windows on the grid 6, 10, 14, ...
+    assert seen == [(1, 6), (4, 6), (4, 6), (2, 6)]
+    seen.clear()
+    short = x[:, 3:11].clone()  # 6 known, 2 to generate
+    fill_after_prefix(window, short, 6, V.MASK_ID, 32, 40, torch.Generator())  # one window: the stride is unused
+    assert seen == [(2, 8)]
 
 
 def test_region_template_and_bounds(tmp_path):

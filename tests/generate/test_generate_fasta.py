@@ -6,7 +6,7 @@ import pytest
 from Bio import SeqIO
 
 from conftest import random_dna
-from genodiff.data.fasta import scan_fasta
+from genodiff.data.genome.fasta import scan_fasta
 from genodiff.errors import InputError
 from genodiff.generate.fasta import read_fasta, sanitize_id, write_fasta
 

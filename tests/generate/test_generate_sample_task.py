@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
-import types
 from pathlib import Path
 
 import pytest
 from Bio import SeqIO
 from omegaconf import OmegaConf
 
-from genodiff.data.genome import Genome
+from genodiff.data.genome.reference import Genome
 from genodiff.errors import InputError
 from genodiff.tasks import sample
 
@@ -118,9 +116,7 @@ def test_bad_inputs_are_one_line_errors(tmp_path, tiny_run):
 
 
 def test_text_kind_is_delegated(tmp_path, monkeypatch):
-    fake = types.ModuleType("genodiff.tasks.text_sample")
-    fake.run = lambda cfg: {"delegated": cfg.kind}
-    monkeypatch.setitem(sys.modules, "genodiff.tasks.text_sample", fake)
+    monkeypatch.setattr(sample, "_run_text", lambda cfg: {"delegated": cfg.kind})
     assert sample.run(make_cfg(tmp_path, kind="text")) == {"delegated": "text"}
 
 

@@ -11,11 +11,11 @@ import torch
 from omegaconf import OmegaConf
 
 from conftest import random_dna, write_fasta_text
-from genodiff.data.tokenizer import reverse_complement, reverse_complement_ids
+from genodiff.data.genome.tokenizer import reverse_complement, reverse_complement_ids
 from genodiff.diffusion.likelihood import estimate_nelbo
 from genodiff.errors import InputError
 from genodiff.generate.conditioning import decode, encode
-from genodiff.generate.model import load_model
+from genodiff.interop.export import load_model
 from genodiff.generate.scoring import make_draws, nelbo_with_draws, pick_method
 from genodiff.tasks import score
 

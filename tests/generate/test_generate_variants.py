@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 from conftest import write_fasta_text
 from fakes import PERIOD, fake_model, periodic_denoiser
-from genodiff.data.genome import Genome
+from genodiff.data.genome.reference import Genome
 from genodiff.errors import InputError
 from genodiff.generate.conditioning import encode
 from genodiff.generate.scoring import make_draws, nelbo_with_draws
@@ -77,7 +77,7 @@ def test_periodic_world_prefers_the_consistent_allele(tmp_path):
 
 def test_common_random_numbers_reduce_variance(tmp_path, tiny_run, genome_fa):
     """Paired draws: the llr standard error is far below that of two independent NELBO estimates."""
-    from genodiff.generate.model import load_model
+    from genodiff.interop.export import load_model
     from genodiff.generate.variants import Variant
 
     g = Genome(genome_fa)
@@ -139,7 +139,7 @@ def test_trained_model_on_periodic_sequence_prefers_consistent_allele(tmp_path):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
     from train_helpers import tiny_config
 
-    from genodiff.generate.model import load_model
+    from genodiff.interop.export import load_model
     from genodiff.generate.variants import Variant
     from genodiff.tasks import train
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from genodiff.data.vocab import COMPLEMENT_MAP
+from genodiff.data.genome.vocab import COMPLEMENT_MAP
 from genodiff.models import ClassificationHead, build_model
 from genodiff.models.caduceus import Caduceus, CaduceusConfig
 from genodiff.models.rcps import rc_hidden, rc_logits

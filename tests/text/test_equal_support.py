@@ -16,10 +16,11 @@ import lightning as L
 import pytest
 import torch
 
-from genodiff.data.text_corpus import MarkovTextSource
-from genodiff.data.text_tokenizers import ByteTokenizer, vocab_spec
-from genodiff.diffusion.sampling import Sampler
-from genodiff.training.export import load_export, save_export
+from genodiff.data.text.corpus import MarkovTextSource
+from genodiff.data.text.tokenizers import ByteTokenizer, vocab_spec
+from genodiff.diffusion.sampling import SampleOutput, Sampler
+from genodiff.generate.conditioning import fill
+from genodiff.interop.export import load_export, save_export
 from genodiff.training.module import DiffusionLitModule
 
 L_SEQ, BATCH, STEPS = 32, 16, 40
@@ -142,10 +143,13 @@ def test_samplers_produce_valid_output(family, objective, method):
     sampler = Sampler(spec, vocab)
     prefix = _tokens(family, 1, seed=7)[0, :5]
     with torch.no_grad():
-        if method == "semi_ar":
-            out = sampler.generate(module.denoiser, 3, 2 * L_SEQ + 5, block_length=L_SEQ, stride=L_SEQ // 2,
-                                   prefix=prefix)
+        if method == "semi_ar":  # windows of L_SEQ, L_SEQ // 2 new tokens each, as genodiff sample does
             length = 2 * L_SEQ + 5
+            x = torch.full((3, length), vocab.mask_id)
+            x[:, :5] = prefix
+            window = lambda x_init, generator: sampler.sample(module.denoiser, x_init=x_init, generator=generator)
+            tokens, calls, steps = fill(window, x, vocab.mask_id, L_SEQ, L_SEQ // 2, torch.Generator().manual_seed(0))
+            out = SampleOutput(tokens, calls, steps)
         else:
             known = torch.full((L_SEQ,), vocab.mask_id)
             known[:5] = prefix

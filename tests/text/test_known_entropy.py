@@ -17,9 +17,9 @@ from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from genodiff.data.text_corpus import MarkovTextSource
-from genodiff.tasks import text_train
-from genodiff.tasks.text_evaluate import text_nelbo
+from genodiff.data.text.corpus import MarkovTextSource
+from genodiff.tasks import train
+from genodiff.tasks.evaluate import text_nelbo
 from genodiff.training.text_datamodule import TextDataModule
 
 SEQ_LEN = 32
@@ -36,7 +36,7 @@ def _train_and_score(tmp_path, steps: int, num_samples: int):
             cfg = compose(config_name="pretrain", overrides=overrides)
     finally:
         GlobalHydra.instance().clear()
-    summary = text_train.run(cfg)
+    summary = train.run(cfg)
     dm = TextDataModule(OmegaConf.to_container(cfg.data), batch_size=32)
     dm.setup()
     source = MarkovTextSource.from_config(cfg.data.synthetic)

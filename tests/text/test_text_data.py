@@ -9,10 +9,11 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from genodiff.data.text_corpus import MarkovTextSource, TextSourceConfig, load_documents
+from genodiff.config import resolve_text_config
+from genodiff.data.text.corpus import MarkovTextSource, TextSourceConfig, load_documents
 from genodiff.errors import InputError
 from genodiff.training.datamodule import StepBatchSampler
-from genodiff.training.text_datamodule import TextDataModule, resolve_text_config
+from genodiff.training.text_datamodule import TextDataModule
 
 DOCS = [f"Document number {i}: " + "lorem ipsum dolor sit amet " * (1 + i % 5) for i in range(40)]
 

@@ -14,8 +14,9 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 from genodiff.errors import InputError
-from genodiff.tasks import text_evaluate, text_sample, text_train
-from genodiff.training.export import load_export, read_spec
+from genodiff.generate.text import generative_perplexity, sample_entropy
+from genodiff.interop.export import load_export, read_spec
+from genodiff.tasks import evaluate, sample, train
 
 
 def text_config(run_dir: Path, *overrides: str, preset: str = "text_synthetic"):
@@ -36,8 +37,8 @@ def text_config(run_dir: Path, *overrides: str, preset: str = "text_synthetic"):
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("text_runs")
-    mdlm = text_train.run(text_config(root / "mdlm", "model.cond_dim=16"))
-    ar = text_train.run(text_config(root / "ar", "model=transformer_ar_mini", "objective=ar"))
+    mdlm = train.run(text_config(root / "mdlm", "model.cond_dim=16"))
+    ar = train.run(text_config(root / "ar", "model=transformer_ar_mini", "objective=ar"))
     return root, mdlm, ar
 
 
@@ -59,13 +60,13 @@ def test_presets_train_export_with_tokenizer(runs):
 
 def test_resume_continues_to_max_steps(runs):
     root, _, _ = runs
-    summary = text_train.run(text_config(root / "mdlm", "model.cond_dim=16", "max_steps=8"))
+    summary = train.run(text_config(root / "mdlm", "model.cond_dim=16", "max_steps=8"))
     assert summary["resumed_from"].endswith("last.ckpt") and summary["global_step"] == 8
 
 
 def _sample_cfg(checkpoint, out, **kw):
     text = {"output_format": kw.pop("fmt", "jsonl"), "prefix": kw.pop("prefix", None), "eval_model": kw.pop("eval_model", None)}
-    return OmegaConf.create({"checkpoint": str(checkpoint), "num_samples": 3, "length": kw.pop("length", None),
+    return OmegaConf.create({"kind": "text", "checkpoint": str(checkpoint), "num_samples": 3, "length": kw.pop("length", None),
                              "sampler": kw.pop("sampler", "cached"), "steps": 16, "seed": 0, "temperature": 1.0,
                              "top_p": 1.0, "batch_size": 2, "output_dir": str(out), "text": text, **kw})
 
@@ -73,7 +74,7 @@ def _sample_cfg(checkpoint, out, **kw):
 @pytest.mark.parametrize(("sampler", "fmt", "length"), [("cached", "jsonl", None), ("first_hitting", "txt", 80)])
 def test_sample_text_writes_txt_or_jsonl(runs, tmp_path, sampler, fmt, length):
     root, mdlm, _ = runs
-    summary = text_sample.run(_sample_cfg(root / "mdlm", tmp_path, sampler=sampler, fmt=fmt, length=length,
+    summary = sample.run(_sample_cfg(root / "mdlm", tmp_path, sampler=sampler, fmt=fmt, length=length,
                                           prefix="ab"))
     path = tmp_path / f"samples.{fmt}"
     assert summary["output"] == str(path) and summary["length"] == (length or 32)
@@ -90,20 +91,20 @@ def test_sample_text_writes_txt_or_jsonl(runs, tmp_path, sampler, fmt, length):
 
 def test_ar_model_samples_left_to_right_and_scores_generative_perplexity(runs, tmp_path):
     root, mdlm, ar = runs
-    summary = text_sample.run(_sample_cfg(root / "ar", tmp_path / "ar_samples", sampler="cached"))
+    summary = sample.run(_sample_cfg(root / "ar", tmp_path / "ar_samples", sampler="cached"))
     assert summary["sampler"]["method"] == "ar"
-    summary = text_sample.run(_sample_cfg(root / "mdlm", tmp_path / "scored", eval_model=str(root / "ar")))
+    summary = sample.run(_sample_cfg(root / "mdlm", tmp_path / "scored", eval_model=str(root / "ar")))
     gen = summary["generative_perplexity"]
     assert gen["perplexity"] > 1.0 and gen["tokens"] > 0 and gen["entropy_mean"] > 0
     with pytest.raises(InputError, match="not ar"):
-        text_sample.run(_sample_cfg(root / "mdlm", tmp_path / "bad", eval_model=str(root / "mdlm")))
+        sample.run(_sample_cfg(root / "mdlm", tmp_path / "bad", eval_model=str(root / "mdlm")))
 
 
 def test_generative_perplexity_of_a_uniform_evaluator_is_the_vocabulary_size(runs, tmp_path):
     """Zero output weights: every allowed token (260 minus [MASK] and [PAD]) has probability 1/258."""
     import shutil
 
-    from genodiff.training.export import save_export
+    from genodiff.interop.export import save_export
 
     root, _, ar = runs
     exported = load_export(ar["export"])
@@ -114,25 +115,25 @@ def test_generative_perplexity_of_a_uniform_evaluator_is_the_vocabulary_size(run
                          tmp_path / "uniform")
     shutil.copytree(Path(ar["export"]) / "tokenizer", folder / "tokenizer")
     texts = ["abcdabcd" * 10, "dcba", "x"]  # the longest spans several 32-token windows
-    gen = text_evaluate.generative_perplexity(texts, str(folder), context=32)
+    gen = generative_perplexity(texts, str(folder), context=32)
     assert gen["perplexity"] == pytest.approx(258.0, rel=1e-5)
     # text_synthetic packs without [BOS]: every token after the first of a text is scored once (windows
     # overlap by one token), a one-token text gives nothing to score
     assert gen["tokens"] == sum(len(t) - 1 for t in texts)
-    assert gen["entropy_mean"] == pytest.approx((text_sample.sample_entropy(list(b"abcd" * 20))
-                                                 + text_sample.sample_entropy(list(b"dcba")) + 0.0) / 3)
+    assert gen["entropy_mean"] == pytest.approx((sample_entropy(list(b"abcd" * 20))
+                                                 + sample_entropy(list(b"dcba")) + 0.0) / 3)
 
 
 def test_evaluate_nelbo_bound_and_generative_perplexity(runs, tmp_path):
     root, mdlm, ar = runs
     cfg = text_config(tmp_path / "unused")
-    text_sample.run(_sample_cfg(root / "mdlm", tmp_path / "s"))
+    sample.run(_sample_cfg(root / "mdlm", tmp_path / "s"))
     eval_cfg = OmegaConf.create({
         "data": OmegaConf.to_container(cfg.data), "checkpoints": [str(root / "mdlm"), str(root / "ar")],
         "split": "test", "num_samples": 2, "method": "auto", "batch_size": 4, "seed": 0, "device": "cpu",
         "output_dir": str(tmp_path / "eval"), "samples": str(tmp_path / "s" / "samples.jsonl"),
         "eval_model": str(root / "ar")})
-    results = text_evaluate.run(eval_cfg)
+    results = evaluate.run(eval_cfg)
     mdlm_row, ar_row = results["rows"]
     assert mdlm_row["method"] == "num_masked" and ar_row["method"] == "antithetic"
     for row in results["rows"]:
@@ -144,7 +145,7 @@ def test_evaluate_nelbo_bound_and_generative_perplexity(runs, tmp_path):
 
 def test_hf_causal_lm_evaluator_offline_is_one_line(offline):
     with pytest.raises(InputError) as err:
-        text_evaluate.generative_perplexity(["some text"], "gpt2-large")
+        generative_perplexity(["some text"], "gpt2-large")
     assert "gpt2-large" in str(err.value) and "\n" not in str(err.value)
 
 
@@ -159,8 +160,6 @@ def test_sample_config_of_the_cli_drives_text_sampling(runs, tmp_path):
                 "text.output_format=jsonl", f"output_dir={tmp_path}", "conditioning.prefix=abc", "num_threads=1"])
     finally:
         GlobalHydra.instance().clear()
-    from genodiff.tasks import sample
-
     summary = sample.run(cfg)
     records = [json.loads(line) for line in (tmp_path / "samples.jsonl").read_text().splitlines()]
     assert len(records) == 2 and all(r["text"].startswith("abc") and r["num_tokens"] == 40 for r in records)

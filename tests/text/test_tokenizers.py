@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from genodiff.data.text_tokenizers import ByteTokenizer, HFTokenizer, load_tokenizer, train_bpe, vocab_spec
+from genodiff.data.text.tokenizers import ByteTokenizer, HFTokenizer, load_tokenizer, train_bpe, vocab_spec
 from genodiff.diffusion.vocab import DiffusionVocab
 from genodiff.errors import InputError
 
@@ -110,7 +110,7 @@ def test_data_tokenizer_job(corpus, tmp_path, capsys):
     pytest.importorskip("tokenizers")
     from omegaconf import OmegaConf
 
-    from genodiff.tasks.text_data import run_tokenizer
+    from genodiff.tasks.data import run_tokenizer
 
     result = run_tokenizer(OmegaConf.create({"files": [str(corpus)], "vocab_size": 280, "out_dir": str(tmp_path / "tk")}))
     assert result["mask_id"] == 3 and result["vocab_size"] <= 280

@@ -7,14 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 import torch
 
 from genodiff.tasks import evaluate, train
-from genodiff.training.export import load_export
+from genodiff.interop.export import load_export
 from train_helpers import tiny_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

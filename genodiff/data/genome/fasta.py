@@ -1,7 +1,7 @@
 """Streaming, validating FASTA reader (plain, gzip or bgzip) with no per-character Python.
 
 The file is read in large blocks; every block is translated with a 256-entry lookup table
-(:data:`genodiff.data.alphabet.BYTE_TO_ID`) in numpy. Only header lines are handled in Python.
+(:data:`genodiff.data.genome.alphabet.BYTE_TO_ID`) in numpy. Only header lines are handled in Python.
 
 Validation (each problem raises :class:`~genodiff.errors.InputError` with one line naming the file and
 the 1-based line number):
@@ -18,6 +18,9 @@ the 1-based line number):
 
 **CRLF policy**: files with Windows ``\\r\\n`` line endings are *accepted* and normalised (the ``\\r`` is
 dropped; pyfaidx indexes such files correctly too). Files mixing ``\\r\\n`` and ``\\n`` are rejected.
+
+This is genodiff's one FASTA reader (every job reads FASTA through it, so a bad file gives the same error
+everywhere) and :func:`write_fasta` its one writer.
 """
 
 from __future__ import annotations
@@ -27,18 +30,21 @@ import os
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator, Optional, Union
+from typing import BinaryIO, Callable, Iterable, Iterator, Optional, Union
 
 import numpy as np
 
-from ..errors import InputError
-from .alphabet import AMBIGUOUS_BYTES, BYTE_TO_ID, IS_LOWER, describe_byte
-from .vocab import N_ID
+from genodiff.data.files import atomic_write_bytes
+from genodiff.data.genome.alphabet import BYTE_TO_ID, IS_LOWER, count_ambiguous, describe_byte
+from genodiff.data.genome.vocab import MASK_ID, N_ID
+from genodiff.errors import InputError
 
 PathLike = Union[str, os.PathLike]
 
 #: default read size for the streaming parser (bytes of decompressed text).
 DEFAULT_BLOCK_SIZE = 1 << 24
+#: default sequence line width of written FASTA.
+LINE_WIDTH = 60
 
 _NL = 10
 _CR = 13
@@ -94,14 +100,22 @@ class FastaScanner:
 
     After iteration, :attr:`records` holds the :class:`RecordStats` of every record.
     Any problem raises :class:`InputError` (see the module docstring).
+    ``extra_chars``: characters accepted in sequences besides the IUPAC letters (e.g. ``"?"``, a position
+    of a template to be generated); their id is ``[MASK]``.
     """
 
     def __init__(self, path: PathLike, *, block_size: int = DEFAULT_BLOCK_SIZE,
-                 count_stats: bool = True, progress: Optional[Callable[[int], None]] = None):
+                 count_stats: bool = True, progress: Optional[Callable[[int], None]] = None,
+                 extra_chars: str = ""):
         self.path = Path(path)
         self.block_size = int(block_size)
         self.count_stats = count_stats
         self.progress = progress
+        self.extra_chars = extra_chars
+        self._lut = _SCAN_LUT
+        if extra_chars:
+            self._lut = _SCAN_LUT.copy()
+            self._lut[np.frombuffer(extra_chars.encode("ascii"), dtype=np.uint8)] = MASK_ID
         self.records: list[RecordStats] = []
         self._names: dict[str, int] = {}
         # line-state
@@ -284,7 +298,7 @@ class FastaScanner:
         if byte_hi <= byte_lo:
             return
         seg = a[byte_lo:byte_hi]
-        ids = _SCAN_LUT[seg]
+        ids = self._lut[seg]
         bad = ids >= 253
         nbad = np.flatnonzero(bad)
         if nbad.size:
@@ -309,12 +323,8 @@ class FastaScanner:
         if self.count_stats and raw.size:
             rec.n_count += int(np.count_nonzero(ids == N_ID))
             rec.lower_count += int(np.count_nonzero(IS_LOWER[raw]))
-            amb = AMBIGUOUS_BYTES[raw]
-            if amb.any():
-                vals, counts = np.unique(raw[amb], return_counts=True)
-                for v, c in zip(vals.tolist(), counts.tolist()):
-                    key = chr(v).upper()
-                    rec.ambiguous[key] = rec.ambiguous.get(key, 0) + int(c)
+            for key, c in count_ambiguous(raw).items():
+                rec.ambiguous[key] = rec.ambiguous.get(key, 0) + c
         if raw.size:
             yield ("seq", raw, ids)
 
@@ -327,8 +337,9 @@ class FastaScanner:
         col = abs_pos - line_start + 1 + (self._partial_len if line_idx == 0 else 0)
         what = "carriage return not followed by a line feed" if b == _CR else \
             f"non-DNA character {describe_byte(b)}"
+        extra = f" and {', '.join(map(repr, self.extra_chars))}" if self.extra_chars else ""
         self._fail(line_no, f"{what} (column {col}) in record {self._current.name!r} "
-                            f"(allowed: IUPAC nucleotide letters ACGTURYSWKMBDHVN in either case)")
+                            f"(allowed: IUPAC nucleotide letters ACGTURYSWKMBDHVN in either case{extra})")
 
     def _wrap_msg(self, length: int = 0) -> str:
         width = f" ({self._width})" if self._width >= 0 else ""
@@ -381,13 +392,14 @@ def scan_fasta(path: PathLike, *, block_size: int = DEFAULT_BLOCK_SIZE) -> list[
 
 
 def read_fasta_records(path: PathLike, *, block_size: int = DEFAULT_BLOCK_SIZE,
-                       keep_case: bool = True) -> dict[str, np.ndarray]:
+                       keep_case: bool = True, extra_chars: str = "") -> dict[str, np.ndarray]:
     """Read a whole (small) FASTA into memory: ``{name: np.uint8 ASCII bytes}`` (validated).
 
-    Meant for small genomes and tests; large genomes should use the encoded cache
-    (:func:`genodiff.data.cache.build_encoded_cache`).
+    Meant for small genomes, sequence sets and tests; large genomes should use the encoded cache
+    (:func:`genodiff.data.genome.cache.build_encoded_cache`). ``keep_case=False`` upper-cases the letters;
+    ``extra_chars``: see :class:`FastaScanner`.
     """
-    sc = FastaScanner(path, block_size=block_size, count_stats=False)
+    sc = FastaScanner(path, block_size=block_size, count_stats=False, extra_chars=extra_chars)
     chunks: dict[str, list[np.ndarray]] = {}
     cur: list[np.ndarray] = []
     for ev in sc.events():
@@ -403,3 +415,25 @@ def read_fasta_records(path: PathLike, *, block_size: int = DEFAULT_BLOCK_SIZE,
             seq = np.where(IS_LOWER[seq], seq - 32, seq).astype(np.uint8)
         out[rec.name] = seq
     return out
+
+
+def write_fasta(path: PathLike, records: Iterable[tuple[str, Union[str, bytes]]], width: int = LINE_WIDTH) -> Path:
+    """Write ``(header, sequence)`` records as FASTA, atomically (a failed run leaves no partial file).
+
+    Each record is ``>header`` (the text after ``>``: the name, then optionally a space and a description)
+    followed by the sequence (``str`` or ASCII ``bytes``) in lines of exactly ``width`` characters but the
+    last, so pyfaidx and ``samtools faidx`` index the file; an empty sequence has no sequence line.
+    Names are not renamed or checked here (callers pass names without whitespace); a header with a line
+    break raises ``ValueError``.
+    """
+    if width < 1:
+        raise InputError(f"line width must be >= 1, got {width}")
+    parts: list[bytes] = []
+    for header, seq in records:
+        if "\n" in header or "\r" in header:
+            raise ValueError(f"FASTA header {header!r} contains a line break")
+        parts.append(b">" + header.encode("utf-8") + b"\n")
+        for i in range(0, len(seq), width):
+            line = seq[i:i + width]
+            parts.append((line.encode("utf-8") if isinstance(line, str) else bytes(line)) + b"\n")
+    return atomic_write_bytes(path, b"".join(parts))

@@ -46,6 +46,9 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from genodiff.data.files import install_folder
+from genodiff.data.hub import hub_reachable
+from genodiff.data.manifest import resolve_cache_dir
 from genodiff.errors import InputError
 
 __all__ = [
@@ -265,8 +268,6 @@ def python_docs_documents(min_chars: int = 200) -> list[str]:
 
 # -------------------------------------------------------------------------------- hugging face
 def _hf_documents(cfg: TextSourceConfig) -> dict[str, list[str]]:
-    from genodiff.data.text_tokenizers import hub_reachable
-
     name = cfg.hf_dataset
     if not name:
         raise InputError("data.hf_dataset: not set (wikitext-103, lm1b, openwebtext or a Hub dataset name)")
@@ -400,8 +401,6 @@ class TokenCache:
 
 
 def _cache_root(cache_dir: str | None) -> Path:
-    from genodiff.data.manifest import resolve_cache_dir
-
     return resolve_cache_dir(cache_dir) / "text"
 
 
@@ -438,10 +437,7 @@ def build_token_cache(cfg: TextSourceConfig, tokenizer, cache_dir: str | None = 
                 if progress is not None:
                     progress(split, counts[split])
             (tmp / "meta.json").write_text(json.dumps({"key": key, "counts": counts}, indent=2, default=str))
-            try:
-                os.replace(tmp, folder)
-            except OSError:  # another process won the race: keep theirs
-                shutil.rmtree(tmp, ignore_errors=True)
+            install_folder(tmp, folder, keep_concurrent=lambda theirs: (theirs / "meta.json").is_file())
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

@@ -25,10 +25,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from genodiff.data.hub import hub_reachable
+from genodiff.data.text.corpus import expand_text_files, read_documents
 from genodiff.errors import InputError
 
 __all__ = [
@@ -38,7 +39,6 @@ __all__ = [
     "load_tokenizer",
     "train_bpe",
     "vocab_spec",
-    "hub_reachable",
     "SPECIAL_TOKENS",
 ]
 
@@ -178,18 +178,6 @@ class HFTokenizer(TextTokenizer):
 
 
 # ----------------------------------------------------------------------------------------- loading
-def hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
-    """False when ``HF_HUB_OFFLINE`` / ``HF_DATASETS_OFFLINE`` is set or ``host`` does not answer on 443."""
-    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        if os.environ.get(var, "").strip().lower() in ("1", "true", "yes", "on"):
-            return False
-    try:
-        with socket.create_connection((host, 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 def _from_hub(name: str):
     """``tokenizers.Tokenizer`` for a Hub name: the local HF cache first, then the Hub when reachable."""
     tokenizers = _require_tokenizers()
@@ -271,8 +259,6 @@ def vocab_spec(tokenizer: TextTokenizer) -> dict:
 
 # ----------------------------------------------------------------------------------------- training
 def _iter_training_text(files: Sequence[str | os.PathLike], jsonl_field: str = "text"):
-    from genodiff.data.text_corpus import expand_text_files, read_documents
-
     for path in expand_text_files(files):
         yield from read_documents(path, jsonl_field=jsonl_field)
 

@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .alphabet import COMPLEMENT_IDS as _COMP
-from .cache import EncodedGenome
-from .intervals import Windows, filter_windows_by_n
+from genodiff.data.genome.alphabet import COMPLEMENT_IDS as _COMP
+from genodiff.data.genome.cache import EncodedGenome
+from genodiff.data.genome.intervals import Windows, filter_windows_by_n
 
 _MASK64 = (1 << 64) - 1
 
@@ -59,7 +59,7 @@ class GenomeWindowDataset(Dataset):
 
     Args:
         encoded_genome: the encoded cache (or a cache directory path).
-        windows: :class:`Windows` (from :func:`~genodiff.data.intervals.tile_windows`) or an iterable
+        windows: :class:`Windows` (from :func:`~genodiff.data.genome.intervals.tile_windows`) or an iterable
             of ``(chrom, start, end)`` / :class:`Interval` with a common length (0-based half-open).
         rc_prob: probability of returning the reverse complement of a window.
         max_n_fraction: windows with a larger N fraction (padding counted) are dropped; all-N windows

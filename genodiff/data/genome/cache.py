@@ -9,7 +9,7 @@ Layout of a cache directory::
 
 * **One-time conversion**: :func:`build_encoded_cache` stream-parses the FASTA (plain, gzip or bgzip;
   pyfaidx is not needed) in large blocks with a 256-entry lookup table, validating as it goes
-  (see :mod:`genodiff.data.fasta`). IUPAC ambiguity codes become ``N`` and are counted per contig.
+  (see :mod:`genodiff.data.genome.fasta`). IUPAC ambiguity codes become ``N`` and are counted per contig.
 * **Zero copy**: :meth:`EncodedGenome.fetch` on the ``+`` strand fully inside a contig returns a
   read-only view of the memmap.
 * **Staleness**: the index stores a fingerprint of the source (size, mtime and SHA-256 of the first
@@ -29,21 +29,22 @@ import json
 import mmap
 import os
 import shutil
-import sys
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from ..errors import InputError
-from .alphabet import COMPLEMENT_IDS, IS_LOWER
-from .aliases import AliasMapping, ChromAliases
-from .fasta import DEFAULT_BLOCK_SIZE, FastaScanner, compression_of
-from .vocab import N_ID, TOKENS
+from genodiff.data.files import install_folder
+from genodiff.data.genome.aliases import AliasMapping, ChromAliases
+from genodiff.data.genome.alphabet import COMPLEMENT_IDS, ID_TO_BYTE, IS_LOWER
+from genodiff.data.genome.fasta import DEFAULT_BLOCK_SIZE, FastaScanner, compression_of
+from genodiff.data.genome.intervals import check_range, parse_strand, resolve_chrom
+from genodiff.data.genome.vocab import N_ID, TOKENS
+from genodiff.data.progress import progress_bar
+from genodiff.errors import InputError
 
 PathLike = Union[str, os.PathLike]
 
@@ -223,21 +224,13 @@ def build_encoded_cache(fasta_path: PathLike, cache_dir: PathLike, *, progress: 
     tmp = Path(tempfile.mkdtemp(prefix=f".{cache_dir.name}.tmp-{os.getpid()}-", dir=parent))
     _chmod_like_umask(tmp)
     writer = None
-    bar = None
+    bar = progress_bar(fp["size"], f"encoding {fasta_path.name}", progress, bytes_=True, leave=False)
     try:
-        if progress:
-            try:
-                from tqdm import tqdm
-                bar = tqdm(total=fp["size"], unit="B", unit_scale=True, desc=f"encoding {fasta_path.name}",
-                           file=sys.stderr, leave=False)
-            except Exception:  # pragma: no cover - tqdm missing
-                bar = None
         last = [0]
 
         def _progress(pos: int) -> None:
-            if bar is not None:
-                bar.update(pos - last[0])
-                last[0] = pos
+            bar.update(pos - last[0])
+            last[0] = pos
 
         scanner = FastaScanner(fasta_path, block_size=block_size, progress=_progress)
         writer = _Writer(tmp)
@@ -267,15 +260,14 @@ def build_encoded_cache(fasta_path: PathLike, cache_dir: PathLike, *, progress: 
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         _write_index(tmp, index)
-        _install(tmp, cache_dir)
+        install_folder(tmp, cache_dir, keep_concurrent=lambda theirs: (theirs / INDEX_NAME).exists())
     except BaseException:
         if writer is not None:
             writer.close()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     return EncodedGenome.open(cache_dir, aliases=aliases)
 
 
@@ -297,26 +289,6 @@ def _write_index(tmp: Path, index: dict) -> None:
         os.fsync(fh.fileno())
 
 
-def _install(tmp: Path, cache_dir: Path) -> None:
-    """Move the finished ``tmp`` directory to ``cache_dir``, replacing an old cache atomically enough."""
-    old = None
-    if cache_dir.exists():
-        old = cache_dir.parent / f".{cache_dir.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        os.rename(cache_dir, old)
-    try:
-        os.rename(tmp, cache_dir)
-    except OSError:
-        # another process installed a cache concurrently: keep theirs
-        if not (cache_dir / INDEX_NAME).exists():
-            if old is not None:
-                os.rename(old, cache_dir)
-                old = None
-            raise
-        shutil.rmtree(tmp, ignore_errors=True)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 # ----------------------------------------------------------------------------------- reader
 @dataclass(frozen=True)
 class Contig:
@@ -334,9 +306,6 @@ def _map_file(path: Path) -> np.ndarray:
     with open(path, "rb") as fh:
         mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
     return np.frombuffer(mm, dtype=np.uint8)
-
-
-_STRANDS = {"+": False, "-": True, ".": False}
 
 
 class EncodedGenome:
@@ -402,39 +371,31 @@ class EncodedGenome:
         return f"EncodedGenome({str(self.cache_dir)!r}, contigs={len(self.contigs)}, bp={self.total_length})"
 
     # -------------------------------------------------------------- lazy per-process memmaps
-    def _check_pid(self) -> None:
+    def _mapped(self, attr: str, name: str) -> np.ndarray:
+        """The read-only memmap of cache file ``name``, kept in ``attr`` and opened once per process."""
         pid = os.getpid()
         if self._pid != pid:
             self._tokens = None
             self._softmask = None
             self._pid = pid
+        if getattr(self, attr) is None:
+            setattr(self, attr, _map_file(self.cache_dir / name))
+        return getattr(self, attr)
 
     @property
     def tokens(self) -> np.ndarray:
         """All token ids, np.uint8 [total_length], read-only memmap (opened lazily in each process)."""
-        self._check_pid()
-        if self._tokens is None:
-            self._tokens = _map_file(self.cache_dir / TOKENS_NAME)
-        return self._tokens
+        return self._mapped("_tokens", TOKENS_NAME)
 
     @property
     def softmask_bits(self) -> np.ndarray:
         """Packed lower-case flags, np.uint8 [ceil(total_length / 8)] (np.packbits order)."""
-        self._check_pid()
-        if self._softmask is None:
-            self._softmask = _map_file(self.cache_dir / SOFTMASK_NAME)
-        return self._softmask
+        return self._mapped("_softmask", SOFTMASK_NAME)
 
     # -------------------------------------------------------------- names
     def resolve(self, chrom: str) -> str:
         """Genome name for ``chrom`` (exact, manifest alias, or chr-prefix toggled); InputError if unknown."""
-        if chrom in self._pos:
-            return chrom
-        name = self.aliases.resolve(chrom)
-        if name is None:
-            shown = ", ".join(self.names[:5]) + (", ..." if len(self.names) > 5 else "")
-            raise InputError(f"unknown chromosome {chrom!r} in {self.cache_dir} (has: {shown})")
-        return name
+        return resolve_chrom(self.aliases, chrom, self.cache_dir)
 
     def chrom_index(self, chrom: Union[str, int]) -> int:
         """Position of ``chrom`` in :attr:`contigs` (accepts an int index or any alias)."""
@@ -443,15 +404,12 @@ class EncodedGenome:
         return self._pos[self.resolve(chrom)]
 
     def __contains__(self, chrom: str) -> bool:
-        return chrom in self._pos or self.aliases.resolve(chrom) is not None
+        return chrom in self.aliases
 
     # -------------------------------------------------------------- fetch
     def _global_range(self, chrom, start: int, end: int):
         ci = self.chrom_index(chrom)
-        start = int(start)
-        end = int(end)
-        if end < start:
-            raise InputError(f"invalid interval {self.names[ci]}:{start}-{end}: end < start")
+        start, end = check_range(self.names[ci], start, end)
         return ci, self.contigs[ci], start, end
 
     def fetch(self, chrom: Union[str, int], start: int, end: int, strand: str = "+") -> np.ndarray:
@@ -462,7 +420,7 @@ class EncodedGenome:
         the reverse complement (a copy).
         """
         ci, c, start, end = self._global_range(chrom, start, end)
-        rc = _parse_strand(strand)
+        rc = parse_strand(strand)
         tok = self.tokens
         if 0 <= start and end <= c.length:
             out = tok[c.offset + start:c.offset + end]
@@ -481,7 +439,7 @@ class EncodedGenome:
         np.bool_ [end - start]; padding outside the contig is False; ``strand="-"`` reverses it.
         """
         ci, c, start, end = self._global_range(chrom, start, end)
-        rc = _parse_strand(strand)
+        rc = parse_strand(strand)
         out = np.zeros(end - start, dtype=bool)
         lo, hi = max(start, 0), min(end, c.length)
         if hi > lo:
@@ -494,7 +452,6 @@ class EncodedGenome:
     def fetch_string(self, chrom: Union[str, int], start: int, end: int, strand: str = "+",
                      keep_case: bool = False) -> str:
         """``chrom:[start, end)`` (0-based half-open) as an ACGTN string (lower case kept if ``keep_case``)."""
-        from .alphabet import ID_TO_BYTE
         s = ID_TO_BYTE[self.fetch(chrom, start, end, strand)]
         if keep_case:
             m = self.fetch_softmask(chrom, start, end, strand)
@@ -586,10 +543,3 @@ class EncodedGenome:
         return {"contigs": len(cs), "bp": self.total_length, "n": sum(c["n_count"] for c in cs),
                 "soft_masked": sum(c["lower_count"] for c in cs), "ambiguous_to_n": amb,
                 "source": self.index.get("source")}
-
-
-def _parse_strand(strand) -> bool:
-    try:
-        return _STRANDS[strand]
-    except (KeyError, TypeError):
-        raise InputError(f"invalid strand {strand!r}: expected '+' or '-'") from None

@@ -4,7 +4,7 @@ The sequence is drawn from an order-``k`` Markov chain (default ``k = 5``) whose
 were fitted on real human DNA (hg38 chr2:1-2,000,000, both strands, case-folded, ``N`` skipped) and are
 committed as a small text table, ``genodiff/resources/markov_order5_hg38_chr2.tsv``.
 Refit it with :func:`fit_markov_table` / :func:`write_markov_table` (or
-``python -m genodiff.data.demo_genome refit <fasta> [out.tsv]``).
+``python -m genodiff.data.genome.demo refit <fasta> [out.tsv]``).
 
 On top of the Markov background the generator adds, deterministically:
 
@@ -24,192 +24,38 @@ Coordinates in this module are 0-based half-open, as everywhere in genodiff.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
-from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
-#: name of the committed Markov table inside ``genodiff/resources``.
-MARKOV_TABLE = "markov_order5_hg38_chr2.tsv"
+from genodiff.data.files import atomic_write_text
+from genodiff.data.genome import fasta
+from genodiff.data.genome.alphabet import BASE4_TO_BYTE, reverse_complement_base4
+from genodiff.data.genome.markov import (
+    MARKOV_TABLE,
+    MarkovTable,
+    fit_markov_table,
+    read_markov_table,
+    sample_markov,
+    write_markov_table,
+)
+
+__all__ = ["MARKOV_TABLE", "DEFAULT_CHROMOSOMES", "TELOMERE_GAP", "LINE_WIDTH", "REPEAT_FAMILIES", "MarkovTable",
+           "fit_markov_table", "read_markov_table", "write_markov_table", "sample_markov", "generate_demo_genome",
+           "write_demo_genome", "demo_windows", "write_bed", "main"]
+
 #: chromosome names and lengths of the default demo genome (3 Mb in total).
 DEFAULT_CHROMOSOMES: tuple[tuple[str, int], ...] = (("demo_chr1", 2_000_000), ("demo_chr2", 1_000_000))
 #: length of a telomere-like N gap at each chromosome end.
 TELOMERE_GAP = 10_000
-LINE_WIDTH = 60
-
-_BASES = np.frombuffer(b"ACGT", dtype=np.uint8)
-_LOWER = np.frombuffer(b"acgt", dtype=np.uint8)
-_CODE = np.full(256, 255, dtype=np.uint8)
-for _i, _c in enumerate(b"ACGT"):
-    _CODE[_c] = _i
-    _CODE[_c + 32] = _i
-
-
-# --------------------------------------------------------------------------------------------- table
-@dataclass(frozen=True)
-class MarkovTable:
-    """Order-``k`` transition counts: ``counts[s, b]`` = how often base ``b`` followed the ``k``-mer ``s``.
-
-    ``s`` is the 2-bit big-endian code of the k-mer (``A=0 C=1 G=2 T=3``, first base most significant).
-    """
-
-    k: int
-    counts: np.ndarray  # (4**k, 4) int64
-
-    @property
-    def probabilities(self) -> np.ndarray:
-        """Row-normalised transition probabilities (add-one smoothed)."""
-        c = self.counts.astype(np.float64) + 1.0
-        return c / c.sum(axis=1, keepdims=True)
-
-    def kmer_frequencies(self) -> np.ndarray:
-        """Frequency of each (k+1)-mer in the fitted data (row-major ``(4**k, 4)`` flattened)."""
-        c = self.counts.astype(np.float64)
-        return (c / c.sum()).reshape(-1)
-
-    def base_frequencies(self) -> np.ndarray:
-        """A, C, G, T frequencies of the fitted data."""
-        return self.counts.sum(axis=0) / self.counts.sum()
-
-    def dinucleotide_frequencies(self) -> np.ndarray:
-        """(4, 4) frequencies of dinucleotides (last context base, next base) of the fitted data."""
-        c = self.counts.reshape(4 ** (self.k - 1), 4, 4).sum(axis=0).astype(np.float64)
-        return c / c.sum()
-
-
-def _kmer_codes(codes: np.ndarray, k: int) -> np.ndarray:
-    """Codes of all (k+1)-mers of an ACGT code run (length >= k+1)."""
-    n = len(codes) - k
-    out = np.zeros(n, dtype=np.int64)
-    for j in range(k + 1):
-        out = out * 4 + codes[j : j + n]
-    return out
-
-
-def fit_markov_table(fasta_paths: str | os.PathLike | Sequence[str | os.PathLike], k: int = 5,
-                     both_strands: bool = True) -> MarkovTable:
-    """Count order-``k`` transitions in FASTA file(s) (plain or gzip), case-folded, skipping non-ACGT.
-
-    With ``both_strands`` the reverse complement is counted too (the genome is strand-symmetric),
-    which makes the table (and the generated genome) reverse-complement symmetric.
-    """
-    import gzip
-
-    if isinstance(fasta_paths, (str, os.PathLike)):
-        fasta_paths = [fasta_paths]
-    counts = np.zeros(4 ** (k + 1), dtype=np.int64)
-
-    def add(seq: bytes) -> None:
-        nonlocal counts
-        codes = _CODE[np.frombuffer(seq, dtype=np.uint8)]
-        bad = np.flatnonzero(codes == 255)
-        edges = np.concatenate(([-1], bad, [len(codes)]))
-        for a, b in zip(edges[:-1] + 1, edges[1:]):
-            run = codes[a:b].astype(np.int64)
-            if len(run) > k:
-                counts += np.bincount(_kmer_codes(run, k), minlength=4 ** (k + 1))
-                if both_strands:
-                    counts += np.bincount(_kmer_codes((3 - run)[::-1].copy(), k), minlength=4 ** (k + 1))
-
-    for path in fasta_paths:
-        with open(path, "rb") as fh:
-            gz = fh.read(2) == b"\x1f\x8b"
-        opener = gzip.open if gz else open
-        chunks: list[bytes] = []
-        with opener(path, "rb") as fh:
-            for line in fh:
-                if line.startswith(b">"):
-                    if chunks:
-                        add(b"".join(chunks))
-                    chunks = []
-                else:
-                    chunks.append(line.strip())
-        if chunks:
-            add(b"".join(chunks))
-    return MarkovTable(k=k, counts=counts.reshape(4 ** k, 4))
-
-
-def _kmer_string(code: int, k: int) -> str:
-    return "".join("ACGT"[(code >> (2 * (k - 1 - j))) & 3] for j in range(k))
-
-
-def write_markov_table(table: MarkovTable, path: str | os.PathLike, source: str = "") -> None:
-    """Write ``table`` as a TSV: comment lines, then ``kmer A C G T`` counts, one k-mer per line."""
-    lines = [f"# order-{table.k} Markov transition counts (next base after each {table.k}-mer)",
-             "# fitted by genodiff.data.demo_genome.fit_markov_table, both strands, case-folded, N skipped"]
-    if source:
-        lines.append(f"# source: {source}")
-    lines.append("kmer\tA\tC\tG\tT")
-    for code in range(4 ** table.k):
-        lines.append(_kmer_string(code, table.k) + "\t" + "\t".join(str(int(x)) for x in table.counts[code]))
-    Path(path).write_text("\n".join(lines) + "\n", encoding="ascii")
-
-
-def read_markov_table(path: str | os.PathLike | None = None) -> MarkovTable:
-    """Read a table written by :func:`write_markov_table` (default: the committed one)."""
-    if path is None:
-        text = resources.files("genodiff").joinpath("resources", MARKOV_TABLE).read_text(encoding="ascii")
-    else:
-        text = Path(path).read_text(encoding="ascii")
-    rows = [line.split("\t") for line in text.splitlines() if line and not line.startswith("#")]
-    header, rows = rows[0], rows[1:]
-    if header != ["kmer", "A", "C", "G", "T"] or not rows:
-        raise ValueError(f"{path or MARKOV_TABLE}: not a Markov table")
-    k = len(rows[0][0])
-    counts = np.zeros((4 ** k, 4), dtype=np.int64)
-    for row in rows:
-        code = 0
-        for ch in row[0]:
-            code = code * 4 + "ACGT".index(ch)
-        counts[code] = [int(x) for x in row[1:5]]
-    return MarkovTable(k=k, counts=counts)
+LINE_WIDTH = fasta.LINE_WIDTH
 
 
 # ------------------------------------------------------------------------------------------ sampling
-def _cumulative(table: MarkovTable) -> np.ndarray:
-    return np.cumsum(table.probabilities, axis=1)[:, :3]  # (4**k, 3) thresholds
-
-
-def sample_markov(table: MarkovTable, rng: np.random.Generator, lengths: Sequence[int],
-                  chains: int = 512) -> list[np.ndarray]:
-    """Sample sequences (uint8 codes 0..3) of the given lengths from the Markov chain.
-
-    For speed all bases are produced by ``chains`` chains stepping in lock-step (vectorised over chains);
-    the concatenated chain outputs are cut into the requested lengths. Each chain starts from a
-    k-mer drawn from the fitted k-mer distribution.
-    """
-    total = int(sum(lengths))
-    if total == 0:
-        return [np.zeros(0, dtype=np.uint8) for _ in lengths]
-    k = table.k
-    chains = max(1, min(chains, total))
-    steps = -(-total // chains)
-    cum = _cumulative(table)
-    start_p = table.counts.sum(axis=1).astype(np.float64)
-    start_p /= start_p.sum()
-    state = np.searchsorted(np.cumsum(start_p), rng.random(chains), side="right").clip(0, 4 ** k - 1)
-    mask = 4 ** k - 1
-    out = np.empty((chains, steps + k), dtype=np.uint8)
-    for j in range(k):  # the initial k-mer of each chain
-        out[:, j] = (state >> (2 * (k - 1 - j))) & 3
-    u = rng.random((steps, chains))
-    for t in range(steps):
-        thr = cum[state]
-        base = (u[t, :, None] >= thr).sum(axis=1)
-        out[:, k + t] = base
-        state = ((state << 2) | base) & mask
-    flat = out.reshape(-1)
-    pieces, pos = [], 0
-    for n in lengths:
-        pieces.append(flat[pos : pos + n].copy())
-        pos += n
-    return pieces
-
-
 def _mutate(seq: np.ndarray, rng: np.random.Generator, divergence: float, indel_fraction: float = 0.1) -> np.ndarray:
     """Point substitutions at rate ``divergence`` plus small indels at ``divergence * indel_fraction``."""
     seq = seq.copy()
@@ -242,8 +88,14 @@ def _mutate(seq: np.ndarray, rng: np.random.Generator, divergence: float, indel_
     return seq
 
 
-def _revcomp(codes: np.ndarray) -> np.ndarray:
-    return (3 - codes)[::-1].copy()
+def _insert_repeat(seq: np.ndarray, masked: np.ndarray, copy: np.ndarray, rng: np.random.Generator) -> None:
+    """Overwrite ``seq`` at a random position with the repeat ``copy`` (insertion-like) and mark it masked;
+    a copy as long as the chromosome or longer is dropped."""
+    if len(copy) >= len(seq):
+        return
+    at = int(rng.integers(0, len(seq) - len(copy)))
+    seq[at : at + len(copy)] = copy
+    masked[at : at + len(copy)] = True
 
 
 #: (name, consensus length, copies per Mb, mean divergence, full-length probability)
@@ -283,12 +135,8 @@ def generate_demo_genome(seed: int = 0,
                 if fam == "SINE-like":  # poly-A tail
                     copy = np.concatenate([copy, np.zeros(int(rng.integers(5, 30)), dtype=np.uint8)])
                 if rng.random() < 0.5:
-                    copy = _revcomp(copy)
-                if len(copy) >= length:
-                    continue
-                at = int(rng.integers(0, length - len(copy)))
-                seq[at : at + len(copy)] = copy
-                masked[at : at + len(copy)] = True
+                    copy = reverse_complement_base4(copy)
+                _insert_repeat(seq, masked, copy, rng)
         # tandem repeats: microsatellites (1-6 bp units) and minisatellites (15-60 bp units).
         for _ in range(int(rng.poisson(250 * mb))):
             if rng.random() < 0.8:
@@ -298,12 +146,9 @@ def generate_demo_genome(seed: int = 0,
                 unit = rng.integers(0, 4, size=int(rng.integers(15, 61))).astype(np.uint8)
                 total = int(rng.integers(100, 1000))
             copy = _mutate(np.resize(unit, total), rng, float(rng.uniform(0.0, 0.1)), indel_fraction=0.0)
-            if len(copy) >= length:
-                continue
-            at = int(rng.integers(0, length - len(copy)))
-            seq[at : at + len(copy)] = copy
-            masked[at : at + len(copy)] = True
-        text = np.where(masked, _LOWER[seq], _BASES[seq])
+            _insert_repeat(seq, masked, copy, rng)
+        upper = BASE4_TO_BYTE[seq]
+        text = np.where(masked, upper | 0x20, upper)
         # N gaps: telomere-like at both ends, plus a few internal ones.
         tel = min(TELOMERE_GAP, length // 10)
         text[:tel] = ord("N")
@@ -318,29 +163,11 @@ def generate_demo_genome(seed: int = 0,
     return records
 
 
-def write_fasta(records: Iterable[tuple[str, bytes]], path: str | os.PathLike, line_width: int = LINE_WIDTH) -> Path:
-    """Write records as a plain FASTA (``line_width`` bp per line), atomically (temp name + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            for name, seq in records:
-                fh.write(b">" + name.encode("ascii") + b"\n")
-                for i in range(0, len(seq), line_width):
-                    fh.write(seq[i : i + line_width] + b"\n")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
 def write_demo_genome(path: str | os.PathLike, seed: int = 0,
                       chromosomes: Sequence[tuple[str, int]] = DEFAULT_CHROMOSOMES,
                       table: MarkovTable | None = None, internal_gaps: int = 2) -> Path:
     """Generate the demo genome (see :func:`generate_demo_genome`) and write it as plain FASTA at ``path``."""
-    return write_fasta(generate_demo_genome(seed, chromosomes, table, internal_gaps), path)
+    return fasta.write_fasta(path, generate_demo_genome(seed, chromosomes, table, internal_gaps), LINE_WIDTH)
 
 
 def demo_windows(chromosomes: Sequence[tuple[str, int]] = DEFAULT_CHROMOSOMES, window: int = 32_768,
@@ -374,28 +201,17 @@ def demo_windows(chromosomes: Sequence[tuple[str, int]] = DEFAULT_CHROMOSOMES, w
 
 def write_bed(rows: Iterable[tuple[str, int, int, str]], path: str | os.PathLike) -> Path:
     """Write ``(chrom, start, end, name)`` rows as a 4-column BED (0-based half-open), atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text("".join(f"{c}\t{s}\t{e}\t{n}\n" for c, s, e, n in rows), encoding="ascii")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return atomic_write_text(path, "".join(f"{c}\t{s}\t{e}\t{n}\n" for c, s, e, n in rows))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m genodiff.data.demo_genome refit <fasta...> [-o out.tsv]`` or ``... write <out.fa>``."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m genodiff.data.demo_genome")
+    """``python -m genodiff.data.genome.demo refit <fasta...> [-o out.tsv]`` or ``... write <out.fa>``."""
+    parser = argparse.ArgumentParser(prog="python -m genodiff.data.genome.demo")
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("refit", help="refit the Markov table from FASTA file(s)")
     p.add_argument("fasta", nargs="+")
     p.add_argument("-k", type=int, default=5)
-    p.add_argument("-o", "--out", default=str(Path(__file__).resolve().parent.parent / "resources" / MARKOV_TABLE))
+    p.add_argument("-o", "--out", default=str(Path(__file__).resolve().parents[2] / "resources" / MARKOV_TABLE))
     w = sub.add_parser("write", help="write the demo genome")
     w.add_argument("out")
     w.add_argument("--seed", type=int, default=0)

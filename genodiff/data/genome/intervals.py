@@ -22,14 +22,44 @@ from typing import Iterable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from ..errors import InputError
-from .aliases import AliasMapping, ChromAliases
+from genodiff.data.genome.aliases import AliasMapping, ChromAliases
+from genodiff.data.genome.fasta import compression_of
+from genodiff.errors import InputError
 
 PathLike = Union[str, os.PathLike]
 
 #: synonyms accepted in a split column, mapped to the Basenji names.
 SPLIT_SYNONYMS = {"train": "train", "training": "train", "valid": "valid", "validation": "valid",
                   "val": "valid", "dev": "valid", "test": "test", "testing": "test"}
+
+
+_STRANDS = {"+": False, "-": True, ".": False}
+
+
+def parse_strand(strand) -> bool:
+    """True for the reverse strand ``-``, False for ``+`` and ``.``; anything else raises InputError."""
+    try:
+        return _STRANDS[strand]
+    except (KeyError, TypeError):
+        raise InputError(f"invalid strand {strand!r}: expected '+' or '-'") from None
+
+
+def check_range(chrom: str, start, end) -> tuple[int, int]:
+    """``(int(start), int(end))`` of ``chrom:[start, end)``; InputError when ``end < start``."""
+    start, end = int(start), int(end)
+    if end < start:
+        raise InputError(f"invalid interval {chrom}:{start}-{end}: end < start")
+    return start, end
+
+
+def resolve_chrom(aliases: ChromAliases, chrom: str, where) -> str:
+    """The genome's name for ``chrom`` (exact, manifest alias or chr toggled); InputError naming ``where``
+    and a few of the genome's names if none matches."""
+    name = aliases.resolve(chrom)
+    if name is None:
+        shown = ", ".join(aliases.names[:5]) + (", ..." if len(aliases.names) > 5 else "")
+        raise InputError(f"unknown chromosome {chrom!r} in {where} (has: {shown})")
+    return name
 
 
 @dataclass(frozen=True)
@@ -66,9 +96,7 @@ def _is_int(s: str) -> bool:
 
 
 def _open_text(path: Path):
-    with open(path, "rb") as fh:
-        magic = fh.read(2)
-    if magic == b"\x1f\x8b":
+    if compression_of(path) != "plain":
         return gzip.open(path, "rt", encoding="utf-8", newline=None)
     return open(path, "r", encoding="utf-8", newline=None)
 
@@ -335,7 +363,7 @@ def genome_intervals(lengths: Mapping[str, int], chroms: Optional[Iterable[str]]
 def window_n_fraction(windows: Windows, genome) -> np.ndarray:
     """N fraction of each window (0-based half-open, np.float64 [W]); padding past chromosome ends is N.
 
-    ``genome`` is an :class:`~genodiff.data.cache.EncodedGenome` (uses its N-run index, vectorized).
+    ``genome`` is an :class:`~genodiff.data.genome.cache.EncodedGenome` (uses its N-run index, vectorized).
     """
     if len(windows) == 0:
         return np.zeros(0, dtype=np.float64)

@@ -3,14 +3,14 @@
 * ``Genome(path).fetch(chrom, start, end, strand="+")``: 0-based half-open coordinates, padding with
   ``N`` before 0 and past the chromosome end, reverse complement for ``strand="-"``.
 * Chromosome aliases (``chr1`` / ``1`` / ``NC_000001.11``) from a manifest mapping plus automatic
-  ``chr``-prefix toggling (:class:`genodiff.data.aliases.ChromAliases`).
-* The FASTA is validated (:mod:`genodiff.data.fasta`) whenever a pyfaidx index has to be (re)built,
+  ``chr``-prefix toggling (:class:`genodiff.data.genome.aliases.ChromAliases`).
+* The FASTA is validated (:mod:`genodiff.data.genome.fasta`) whenever a pyfaidx index has to be (re)built,
   so problems (bad wrapping, non-DNA characters, duplicate names, ...) are reported as one-line
   :class:`InputError` naming file and line, never as pyfaidx's own exception.
 * Compression: plain and bgzip FASTA are indexed by pyfaidx (``.fai``/``.gzi`` next to the file, or
   in ``index_dir`` / the user cache directory when the FASTA's folder is read-only). pyfaidx cannot
   index plain gzip: such a file is decoded once into memory (fine for small genomes; for large ones
-  use the encoded cache, :func:`genodiff.data.cache.build_encoded_cache`, or ``bgzip`` the file).
+  use the encoded cache, :func:`genodiff.data.genome.cache.build_encoded_cache`, or ``bgzip`` the file).
   pyfaidx also chooses BGZF by the ``.gz``/``.bgz`` name; a file whose name and content disagree is
   read into memory as well (``Genome.backend`` says which path is used).
 * Fork-safe: pyfaidx file handles are reopened lazily in each process (DataLoader workers).
@@ -26,11 +26,14 @@ from pathlib import Path
 from typing import Optional, Union
 
 import numpy as np
+import pyfaidx
 
-from ..errors import InputError
-from .aliases import AliasMapping, ChromAliases
-from .alphabet import BYTE_TO_ID, STR_COMPLEMENT
-from .fasta import compression_of, read_fasta_records, scan_fasta
+from genodiff.data.genome.aliases import AliasMapping, ChromAliases
+from genodiff.data.genome.alphabet import BYTE_TO_ID, STR_COMPLEMENT
+from genodiff.data.genome.fasta import compression_of, read_fasta_records, scan_fasta
+from genodiff.data.genome.intervals import check_range, parse_strand, resolve_chrom
+from genodiff.data.manifest import default_cache_dir
+from genodiff.errors import InputError
 
 PathLike = Union[str, os.PathLike]
 
@@ -43,12 +46,7 @@ def _index_location(path: Path, index_dir: Optional[PathLike]) -> Path:
         return d
     if Path(str(path) + ".fai").exists() or os.access(path.parent, os.W_OK):
         return path.parent
-    try:
-        import platformdirs
-        base = Path(platformdirs.user_cache_dir("genodiff"))
-    except Exception:  # pragma: no cover
-        base = Path.home() / ".cache" / "genodiff"
-    d = base / "fai" / hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
+    d = default_cache_dir() / "fai" / hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
     d.mkdir(parents=True, exist_ok=True)
     return d
 
@@ -102,7 +100,6 @@ class Genome:
         pid = os.getpid()
         if self._fa is not None and self._pid == pid:
             return self._fa
-        import pyfaidx
         kwargs = dict(indexname=str(self._fai), as_raw=True, sequence_always_upper=False, rebuild=True,
                       build_index=True)
         if self._gzi is not None:
@@ -144,16 +141,10 @@ class Genome:
     # -------------------------------------------------------------- names
     def resolve(self, chrom: str) -> str:
         """Genome name for ``chrom`` (exact, manifest alias, or chr toggled); InputError if unknown."""
-        if chrom in self.lengths:
-            return chrom
-        name = self.aliases.resolve(chrom)
-        if name is None:
-            shown = ", ".join(self.names[:5]) + (", ..." if len(self.names) > 5 else "")
-            raise InputError(f"unknown chromosome {chrom!r} in {self.path} (has: {shown})")
-        return name
+        return resolve_chrom(self.aliases, chrom, self.path)
 
     def __contains__(self, chrom: str) -> bool:
-        return self.aliases.resolve(chrom) is not None
+        return chrom in self.aliases
 
     # -------------------------------------------------------------- fetch
     def _raw(self, name: str, lo: int, hi: int) -> str:
@@ -168,11 +159,8 @@ class Genome:
         Upper case unless the genome was opened with ``uppercase=False``.
         """
         name = self.resolve(chrom)
-        start, end = int(start), int(end)
-        if end < start:
-            raise InputError(f"invalid interval {chrom}:{start}-{end}: end < start")
-        if strand not in ("+", "-", "."):
-            raise InputError(f"invalid strand {strand!r}: expected '+' or '-'")
+        start, end = check_range(chrom, start, end)
+        reverse = parse_strand(strand)
         n = self.lengths[name]
         lo, hi = max(start, 0), min(end, n)
         seq = self._raw(name, lo, hi) if hi > lo else ""
@@ -181,7 +169,7 @@ class Genome:
             seq = "N" * left + seq + "N" * (end - start - left - len(seq))
         if self.uppercase:
             seq = seq.upper()
-        if strand == "-":
+        if reverse:
             seq = seq.translate(STR_COMPLEMENT)[::-1]
         return seq
 

@@ -1,6 +1,6 @@
 """Caduceus-compatible DNA tokenizer (character level, vectorized with byte lookup tables).
 
-Ids (``genodiff/data/vocab.py``): ``[CLS]0 [SEP]1 [BOS]2 [MASK]3 [PAD]4 [RESERVED]5 [UNK]6 A7 C8 G9 T10 N11``.
+Ids (``genodiff/data/genome/vocab.py``): ``[CLS]0 [SEP]1 [BOS]2 [MASK]3 [PAD]4 [RESERVED]5 [UNK]6 A7 C8 G9 T10 N11``.
 
 Policies:
 
@@ -26,10 +26,19 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import torch
 
-from ..errors import InputError
-from .alphabet import (AMBIGUOUS_BYTES, BYTE_TO_ID, COMPLEMENT_IDS, ID_TO_BYTE, INVALID, IS_LOWER,
-                       STR_COMPLEMENT, BYTES_COMPLEMENT, describe_byte)
-from .vocab import N_ID, PAD_ID, TOKENS, UNK_ID, VOCAB_SIZE
+from genodiff.data.genome.alphabet import (
+    BYTE_TO_ID,
+    BYTES_COMPLEMENT,
+    COMPLEMENT_IDS,
+    ID_TO_BYTE,
+    INVALID,
+    IS_LOWER,
+    STR_COMPLEMENT,
+    count_ambiguous,
+    describe_byte,
+)
+from genodiff.data.genome.vocab import N_ID, PAD_ID, SEP_ID, TOKENS, UNK_ID, VOCAB_SIZE
+from genodiff.errors import InputError
 
 SeqLike = Union[str, bytes, bytearray, memoryview, np.ndarray]
 
@@ -78,8 +87,7 @@ def reverse_complement_ids(ids, dim: int = -1):
 
     Works on np.ndarray (any integer dtype, returns the same dtype) and torch tensors (same dtype and
     device). Specials ([PAD], [MASK], ...) map to themselves, so for a right-padded batch the padding
-    moves to the front: RC each sequence before padding, or use ``lengths`` in
-    :meth:`DNATokenizer.reverse_complement_batch`.
+    moves to the front: RC each sequence before padding, or use :func:`reverse_complement_padded`.
     """
     if isinstance(ids, torch.Tensor):
         table = _COMPLEMENT_TORCH.to(ids.device)
@@ -88,6 +96,20 @@ def reverse_complement_ids(ids, dim: int = -1):
     arr = np.asarray(ids)
     out = COMPLEMENT_IDS[arr] if arr.dtype == np.uint8 else COMPLEMENT_IDS[arr].astype(arr.dtype)
     return np.flip(out, axis=dim).copy()
+
+
+def reverse_complement_padded(ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Reverse complement of the first ``lengths[b]`` tokens of each row of a right-padded batch [B, L].
+
+    The padding stays at the end, unchanged; same dtype and device as ``ids``. Vectorized (one gather).
+    """
+    B, L = ids.shape
+    pos = torch.arange(L, device=ids.device).expand(B, L)
+    n = lengths.to(ids.device).long().view(B, 1)
+    real = pos < n
+    src = torch.where(real, n - 1 - pos, pos)
+    rc = _COMPLEMENT_TORCH.to(ids.device)[ids.gather(1, src).long()].to(ids.dtype)
+    return torch.where(real, rc, ids)
 
 
 class DNATokenizer:
@@ -125,14 +147,10 @@ class DNATokenizer:
             ids[bad] = UNK_ID if self.on_invalid == "unk" else N_ID
             if stats is not None:
                 stats.invalid += int(bad.sum())
-        amb = AMBIGUOUS_BYTES[b]
-        if amb.any():
-            vals, counts = np.unique(b[amb], return_counts=True)
-            for v, c in zip(vals.tolist(), counts.tolist()):
-                key = chr(v).upper()
-                self.ambiguous_counts[key] += int(c)
-                if stats is not None:
-                    stats.ambiguous[key] = stats.ambiguous.get(key, 0) + int(c)
+        for key, c in count_ambiguous(b).items():
+            self.ambiguous_counts[key] += c
+            if stats is not None:
+                stats.ambiguous[key] = stats.ambiguous.get(key, 0) + c
         if stats is not None:
             stats.lower += int(np.count_nonzero(IS_LOWER[b]))
         return ids
@@ -179,15 +197,7 @@ class DNATokenizer:
 
     def count_ambiguous(self, seq: SeqLike) -> dict:
         """``{code: count}`` of IUPAC ambiguity codes (upper case, N excluded) in ``seq``."""
-        b = _as_bytes(seq)
-        amb = AMBIGUOUS_BYTES[b]
-        if not amb.any():
-            return {}
-        vals, counts = np.unique(b[amb], return_counts=True)
-        out: dict = {}
-        for v, c in zip(vals.tolist(), counts.tolist()):
-            out[chr(v).upper()] = out.get(chr(v).upper(), 0) + int(c)
-        return out
+        return count_ambiguous(_as_bytes(seq))
 
     def encode_batch(self, seqs: Sequence[SeqLike], max_length: Optional[int] = None, pad: bool = True,
                      truncation: bool = True):
@@ -206,7 +216,6 @@ class DNATokenizer:
         for s in seqs:
             ids = self._encode_bytes(_as_bytes(s), None)
             if self.add_special_tokens:
-                from .vocab import SEP_ID
                 ids = np.concatenate([ids, np.array([SEP_ID], np.uint8)])
             encoded.append(ids)
         lengths = [e.size for e in encoded]
@@ -259,11 +268,7 @@ class DNATokenizer:
 
     def reverse_complement_batch(self, ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """RC each row of a right-padded batch [B, L] in place of its real tokens; padding stays at the end."""
-        lengths = attention_mask.sum(dim=-1)
-        out = ids.clone()
-        for i, n in enumerate(lengths.tolist()):
-            out[i, :n] = reverse_complement_ids(ids[i, :n])
-        return out
+        return reverse_complement_padded(ids, attention_mask.sum(dim=-1))
 
     def convert_ids_to_tokens(self, ids) -> list:
         return [TOKENS[int(i)] for i in ids]
