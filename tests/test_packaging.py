@@ -45,6 +45,21 @@ def test_cuda_extra_is_optional_and_never_imported_at_top():
             assert not re.match(r"(from|import)\s+(mamba_ssm|causal_conv1d)\b", line), f"{path}: {line}"
 
 
+def test_gpu_extra_is_optional_and_triton_is_imported_lazily():
+    """triton: the ``gpu`` extra (and dev), never a dependency. Only genodiff/ops/_triton_kernels.py imports it
+    at its top, and no module imports that file with an import statement (it is loaded with importlib on the
+    first Triton scan; tests/ops/test_selective_scan.py checks that importing genodiff loads no triton)."""
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    assert {_requirement(r)[0] for r in project["optional-dependencies"]["gpu"]} == {"triton"}
+    assert "triton" in {_requirement(r)[0] for r in project["optional-dependencies"]["dev"]}
+    assert "triton" not in {_requirement(r)[0] for r in project["dependencies"]}
+    for path in (REPO_ROOT / "genodiff").rglob("*.py"):
+        text = path.read_text()
+        top = [line for line in text.splitlines() if re.match(r"(from|import)\s+triton\b", line)]
+        assert not top or path.name == "_triton_kernels.py", f"{path}: {top}"
+        assert not re.search(r"^\s*(from\s+\S+\s+)?import\s+.*_triton_kernels", text, re.M), path
+
+
 def test_every_subpackage_is_listed():
     setuptools_cfg = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     listed = set(setuptools_cfg["packages"])

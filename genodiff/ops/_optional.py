@@ -1,8 +1,9 @@
-"""Finding and importing the optional CUDA kernel packages (mamba-ssm, causal-conv1d).
+"""Finding and importing the optional kernel packages (mamba-ssm, causal-conv1d, triton, numba).
 
 :func:`package_available` asks :func:`importlib.util.find_spec` (nothing is imported);
 :func:`import_optional` imports one function on first use and answers ``False`` when the package is
 missing or broken (an ABI mismatch, a build without the extension), so the caller falls back silently.
+:class:`BackendUnavailableError` is what an explicitly requested kernel that cannot run here raises.
 """
 
 from __future__ import annotations
@@ -10,7 +11,15 @@ from __future__ import annotations
 import importlib
 import importlib.util
 
-__all__ = ["package_available", "import_optional"]
+from genodiff.errors import InputError
+
+__all__ = ["package_available", "import_optional", "BackendUnavailableError"]
+
+
+class BackendUnavailableError(InputError, RuntimeError):
+    """An explicitly requested kernel (``backend=`` / ``ops.scan_backend``) cannot run here: its package is
+    missing or the tensors are on the wrong device. A RuntimeError for library callers; an InputError, so
+    the CLI prints it as one ``genodiff: error:`` line."""
 
 
 def package_available(name: str) -> bool:

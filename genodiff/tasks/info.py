@@ -1,4 +1,5 @@
-"""``genodiff info``: versions, devices, usable kernels and which datasets are present and verified."""
+"""``genodiff info``: versions, devices, usable kernels, the selective-scan backends (which can run, the
+process setting, what ``auto`` picks on CPU and on CUDA) and which datasets are present and verified."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from omegaconf import DictConfig
 
 from genodiff import __version__
 from genodiff.data.manifest import dataset_status, default_cache_dir
-from genodiff.ops import available_kernels
+from genodiff.ops import available_kernels, scan_backends_info
 
 PACKAGES = ("torch", "numpy", "numba", "lightning", "hydra-core", "pyfaidx", "biopython", "scikit-learn",
-            "safetensors", "mamba-ssm", "causal-conv1d")
+            "safetensors", "triton", "mamba-ssm", "causal-conv1d")
 
 
 def _version(package: str) -> str | None:
@@ -40,6 +41,7 @@ def collect_info(cache_dir: str | None = None) -> dict[str, Any]:
         "packages": {name: _version(name) for name in PACKAGES},
         "devices": devices,
         "kernels": available_kernels(),
+        "scan_backends": scan_backends_info(),
         "cache_dir": folder,
         "datasets": dataset_status(folder),
     }
@@ -57,6 +59,11 @@ def format_info(info: dict[str, Any]) -> str:
     for name, usable in info["kernels"].items():
         state = usable if isinstance(usable, str) else ("usable" if usable else "not usable")
         lines.append(f"  {name:<18} {state}")
+    scan = info["scan_backends"]
+    usable = ", ".join(name for name, ok in scan["usable"].items() if ok)
+    lines += ["", "selective scan backends (ops.scan_backend):", f"  setting        {scan['setting']}",
+              f"  usable here    {usable}", f"  auto on CPU    {scan['auto_cpu']}",
+              f"  auto on CUDA   {scan['auto_cuda']}" + ("" if devices["cuda"] else " (if there were a CUDA device)")]
     lines += ["", f"data cache: {info['cache_dir']}"]
     for row in info["datasets"]:
         lines.append(f"  {row.get('name', '?'):<18} {row.get('state', '')}")

@@ -27,6 +27,7 @@ from genodiff.config import resolve_text_config, to_plain
 from genodiff.errors import InputError
 from genodiff.interop.export import read_spec, save_export
 from genodiff.models.registry import MODEL_REGISTRY
+from genodiff.ops import configure_from
 from genodiff.tasks.run_folder import output_dir
 from genodiff.training.batching import plan_batches
 from genodiff.training.checkpoint_io import AtomicCheckpointIO
@@ -199,6 +200,7 @@ def run(cfg: DictConfig, callbacks=()) -> dict[str, Any]:
     """Train, keep the best and last checkpoints, export the EMA weights; returns a summary dict.
 
     ``callbacks``: extra Lightning callbacks (for notebooks and tests)."""
+    configure_from(cfg.get("ops"))  # ops.scan_backend (inherited by DDP ranks through the environment)
     cfg = resolve_text_config(cfg)  # data.kind=text: vocab and model.vocab_size from the tokenizer; else unchanged
 
     run_dir = output_dir(cfg)

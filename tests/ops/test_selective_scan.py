@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
 import zlib
@@ -11,14 +12,18 @@ import numpy as np
 import pytest
 import torch
 
-from genodiff.ops import available_kernels, selective_scan, selective_scan_ref
-from genodiff.ops import _scan_numba
-from genodiff.ops.selective_scan import _choose_backend
+from genodiff.errors import InputError
+from genodiff.ops import (
+    available_kernels, configure_from, get_scan_backend, scan_backend, scan_backends_info, selective_scan,
+    selective_scan_ref, set_scan_backend,
+)
+from genodiff.ops import _scan_numba, _scan_torch, _scan_triton
+from genodiff.ops.selective_scan import ENV_VAR, _auto, _choose_backend
 
 HAS_NUMBA = _scan_numba.available()
 # "numba_parallel": the numba backend with the small-problem serial shortcut off, so the parallel
 # kernels (prange, >= 2 threads) run even on the small test shapes
-CPU_BACKENDS = ["blocked"] + (["numba", "numba_parallel"] if HAS_NUMBA else [])
+CPU_BACKENDS = ["torch"] + (["numba", "numba_parallel"] if HAS_NUMBA else [])
 
 
 @pytest.fixture(autouse=True)
@@ -33,6 +38,17 @@ def _numba_parallel_variant(request, monkeypatch):
         torch.set_num_threads(n0)
     else:
         yield
+
+
+@pytest.fixture(autouse=True)
+def _restore_scan_setting(monkeypatch):
+    """Every test leaves the process-wide scan backend (and its environment variable) as it found them."""
+    mod = sys.modules["genodiff.ops.selective_scan"]
+    monkeypatch.setitem(mod._setting, "backend", mod._setting["backend"])
+    if ENV_VAR in os.environ:
+        monkeypatch.setenv(ENV_VAR, os.environ[ENV_VAR])
+    else:
+        monkeypatch.delenv(ENV_VAR, raising=False)
 
 
 def real(backend):
@@ -169,7 +185,7 @@ def test_constant_bc_and_mixed(backend):
         assert rel_err(out, out_r) < 1e-5 and rel_err(st, st_r) < 1e-5
         for k, gr in g_r.items():
             assert rel_err(g[k], gr) < 1e-5, k
-        if backend != "blocked":
+        if backend != "torch":
             with pytest.raises(ValueError, match="variable"):
                 run(selective_scan, inp, True, False, backend="numba")
 
@@ -265,9 +281,9 @@ def test_auto_dispatch_and_available_kernels():
     assert set(ak) >= {"mamba_ssm_cuda", "causal_conv1d_cuda", "cpu_fast_scan", "reference"}
     assert ak["reference"] is True
     inp = make_inputs(1, 2, 3, 2)
-    expected = "numba" if HAS_NUMBA else "blocked"
+    expected = "numba" if HAS_NUMBA else "torch"
     assert _choose_backend(inp["u"], "var", "var") == expected
-    assert _choose_backend(inp["u"], "const", "var") == "blocked"
+    assert _choose_backend(inp["u"], "const", "var") == "torch"
     assert ak["cpu_fast_scan"] == ("numba" if HAS_NUMBA else False)
 
 
@@ -279,17 +295,22 @@ def test_no_cuda_package_imported_at_module_top():
         "x = torch.randn(1, 2, 5)\n"
         "selective_scan(x, x, -torch.ones(2, 3), torch.randn(1, 3, 5), torch.randn(1, 3, 5))\n"
         "o.causal_conv1d(x, torch.randn(2, 4))\n"
+        "o.scan_backends_info(); o.set_scan_backend('triton'); o.set_scan_backend('auto')\n"
+        "from genodiff.tasks.info import collect_info; collect_info()\n"
+        "from genodiff.models.registry import build_model\n"
+        "build_model('caduceus', d_model=4, n_layer=1, rcps=True)(torch.randint(7, 11, (1, 9))).sum().backward()\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('mamba_ssm', 'causal_conv1d', 'triton')]\n"
         "assert not bad, bad\n"
     )
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    env = {k: v for k, v in os.environ.items() if k not in ("TRITON_INTERPRET", ENV_VAR)}
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120, env=env)
 
 
 def test_disable_numba_env_falls_back(monkeypatch):
     monkeypatch.setitem(_scan_numba._state, "checked", True)
     monkeypatch.setitem(_scan_numba._state, "ok", False)
     inp = make_inputs(1, 2, 9, 2)
-    assert _choose_backend(inp["u"], "var", "var") == "blocked"
+    assert _choose_backend(inp["u"], "var", "var") == "torch"
     ref = run(selective_scan_ref, inp, True, False)
     assert rel_err(run(selective_scan, inp, True, False), ref) < 1e-5
     with pytest.raises(RuntimeError, match="numba"):
@@ -318,10 +339,87 @@ def test_bad_shapes_raise(mutate, match):
 
 def test_unknown_backend():
     inp = make_inputs(1, 2, 3, 2)
-    with pytest.raises(ValueError, match="backend"):
+    with pytest.raises(ValueError, match="unknown scan backend 'gpu' \\(choose from auto, mamba_ssm, triton"):
         run(selective_scan, inp, True, False, backend="gpu")
-    with pytest.raises(RuntimeError):
-        run(selective_scan, inp, True, False, backend="cuda")
+    for name in ("cuda", "mamba_ssm"):  # "cuda": the old name of mamba_ssm
+        with pytest.raises(RuntimeError, match="mamba_ssm"):
+            run(selective_scan, inp, True, False, backend=name)
+    assert rel_err(run(selective_scan, inp, True, False, backend="blocked"),  # the old name of torch
+                   run(selective_scan_ref, inp, True, False)) < 1e-5
+
+
+def test_triton_backend_without_triton(monkeypatch):
+    monkeypatch.setattr(_scan_triton, "available", lambda: False)
+    inp = make_inputs(1, 2, 3, 2)
+    with pytest.raises(RuntimeError, match="needs the triton package"):
+        run(selective_scan, inp, True, False, backend="triton")
+    assert scan_backends_info()["usable"]["triton"] is False
+
+
+def test_triton_backend_refuses_cpu_tensors_without_interpreter(monkeypatch):
+    monkeypatch.setattr(_scan_triton, "available", lambda: True)
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    inp = make_inputs(1, 2, 3, 2)
+    with pytest.raises(RuntimeError, match=r"needs CUDA tensors \(got cpu\).*TRITON_INTERPRET=1") as info:
+        run(selective_scan, inp, True, False, backend="triton")
+    assert "\n" not in str(info.value)
+
+
+def test_auto_by_device(monkeypatch):
+    """CUDA: mamba-ssm when it imports, else Triton (variable B/C), else torch; CPU: numba, else torch --
+    never Triton on a CPU, interpreter or not."""
+    monkeypatch.setattr(_scan_triton, "available", lambda: True)
+    f32, f64 = torch.float32, torch.float64
+    assert _auto("cuda", f32, True, lambda: True) == "mamba_ssm"
+    assert _auto("cuda", f32, True, lambda: False) == "triton"
+    assert _auto("cuda", f64, True, lambda: True) == "triton"  # mamba-ssm has no float64 kernel
+    assert _auto("cuda", f32, False, lambda: False) == "torch"  # constant B/C
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    assert _auto("cpu", f32, True, lambda: True) == ("numba" if HAS_NUMBA else "torch")
+    assert _auto("mps", f32, True, lambda: True) == "torch"
+    monkeypatch.setattr(_scan_triton, "available", lambda: False)
+    assert _auto("cuda", f32, True, lambda: False) == "torch"
+    info = scan_backends_info()
+    assert info["auto_cpu"] == ("numba" if HAS_NUMBA else "torch") and info["auto_cuda"] in ("mamba_ssm", "torch")
+    assert set(info["usable"]) == {"mamba_ssm", "triton", "numba", "torch", "reference"}
+
+
+def test_process_wide_setting(monkeypatch):
+    """A call without backend= follows the setting; set/context/configure_from validate the name."""
+    monkeypatch.setenv(ENV_VAR, "auto")
+    assert get_scan_backend() == "auto"
+    inp = make_inputs(1, 2, 7, 2)
+
+    def boom(*args, **kwargs):
+        raise LookupError("torch path taken")
+
+    monkeypatch.setattr(_scan_torch, "scan_blocked", boom)
+    with scan_backend("torch") as name:
+        assert name == "torch" and get_scan_backend() == "torch" and os.environ[ENV_VAR] == "torch"
+        with pytest.raises(LookupError, match="torch path"):
+            run(selective_scan, inp, True, False)
+        run(selective_scan, inp, True, False, backend="reference")  # an explicit backend wins
+    assert get_scan_backend() == "auto" and os.environ[ENV_VAR] == "auto"
+    assert set_scan_backend("blocked") == "auto" and get_scan_backend() == "torch"  # old name accepted
+    assert set_scan_backend("auto") == "torch"
+    with pytest.raises(ValueError, match="unknown scan backend 'fast'"):
+        set_scan_backend("fast")
+    assert get_scan_backend() == "auto"
+    assert configure_from(None) == "auto" and configure_from({}) == "auto"
+    assert configure_from({"scan_backend": "Reference"}) == "reference"
+    with pytest.raises(InputError, match=r"^ops.scan_backend: unknown scan backend 'gpu' \(choose from auto, "):
+        configure_from({"scan_backend": "gpu"})
+    assert configure_from({"scan_backend": None}) == "auto"
+
+
+def test_setting_from_environment():
+    """GENODIFF_SCAN_BACKEND sets the initial value (how spawned workers and DDP ranks inherit it)."""
+    code = "from genodiff.ops import get_scan_backend; print(get_scan_backend())"
+    for value, expected in (("torch", "torch"), ("blocked", "torch"), ("", "auto")):
+        env = dict(os.environ, **{ENV_VAR: value})
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
+                             check=True).stdout.strip()
+        assert out == expected, (value, out)
 
 
 def test_reference_matches_closed_form_for_single_state():
@@ -408,3 +506,38 @@ def test_different_group_counts_for_b_and_c(backend):
     assert rel_err(out, out_r) < 1e-5 and rel_err(st, st_r) < 1e-5
     for k, gr in g_r.items():
         assert g[k].shape == inp[k].shape and rel_err(g[k], gr) < 1e-5, k
+
+
+def test_jobs_read_ops_scan_backend(tmp_path):
+    """Every job that runs a model has ``ops.scan_backend`` (default auto); a bad value stops the job with
+    one ``genodiff: error:`` line (exit status 2), and so does a backend that cannot run here: that error
+    is an InputError (the CLI's one-line errors) as well as a RuntimeError."""
+    from genodiff.config import compose_config
+
+    for job in ("pretrain", "finetune", "sample", "score", "evaluate", "benchmark"):
+        assert compose_config(job).ops.scan_backend == "auto", job
+    env = {k: v for k, v in os.environ.items() if k not in ("TRITON_INTERPRET", ENV_VAR)}
+    result = subprocess.run(
+        [sys.executable, "-m", "genodiff.cli", "pretrain", "experiment/pretrain=demo", "max_steps=1",
+         "ops.scan_backend=gpu", f"output_dir={tmp_path / 'run'}"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300, env=env)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines() == [
+        "genodiff: error: ops.scan_backend: unknown scan backend 'gpu' (choose from auto, mamba_ssm, triton, numba, "
+        "torch, reference)"]
+    inp = make_inputs(1, 2, 3, 2)
+    with pytest.raises(InputError, match="backend='mamba_ssm' needs") as info:
+        run(selective_scan, inp, True, False, backend="mamba_ssm")
+    assert isinstance(info.value, RuntimeError)
+
+
+def test_info_reports_scan_backends():
+    from genodiff.tasks.info import collect_info, format_info
+
+    info = collect_info()
+    scan = info["scan_backends"]
+    assert scan["setting"] == get_scan_backend() and scan["auto_cpu"] == ("numba" if HAS_NUMBA else "torch")
+    assert scan["auto_cuda"] in ("mamba_ssm", "triton", "torch")
+    text = format_info(info)
+    assert f"auto on CPU    {scan['auto_cpu']}" in text and f"auto on CUDA   {scan['auto_cuda']}" in text
+    assert "usable here    " in text and "triton" in info["packages"]
