@@ -10,7 +10,8 @@ means ``genodiff data action=prepare dataset=demo``. Jobs with presets take the 
 positional (``genodiff finetune hg38`` means ``experiment=hg38``).
 
 Errors in user input (unknown config keys, bad files) are printed as one line
-``genodiff: error: ...`` on stderr with exit status 2 and no traceback.
+``genodiff: error: ...`` on stderr with exit status 2 and no traceback; so is a model that produces NaN or
+infinite values (:class:`~genodiff.errors.NonFiniteError`: the sampler or estimator and its step are named).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 
 from genodiff import __version__
-from genodiff.errors import InputError
+from genodiff.errors import InputError, NonFiniteError
 
 CONFIG_PACKAGE = "genodiff.configs"
 EXIT_USER_ERROR = 2
@@ -211,7 +212,7 @@ def _task_runner(job: Job):
     def run(cfg):
         try:
             return module.run(cfg)
-        except InputError as exc:
+        except (InputError, NonFiniteError) as exc:
             sys.exit(_error(str(exc)))
         except KeyboardInterrupt:
             print("genodiff: interrupted", file=sys.stderr)

@@ -27,6 +27,21 @@ The full integral over t in [0, 1] is estimated (no ``sampling_eps`` truncation)
 objectives (MDLM ``time="discrete"``, D3PM) strata are over the step index. The AR objective is
 exact (K = 1, standard error 0).
 
+What is bounded, for every schedule: ``-log p_theta(x)`` of the model the samplers sample, the reverse
+process started from all-[MASK] at t = 1. The time-based methods evaluate the objective's
+:meth:`~genodiff.diffusion.objectives.MDLMObjective.bound_objective` -- the forward process conditioned on
+all-[MASK] at t = 1, so there is no prior term (against that start the plain process's prior KL is infinite
+when ``alpha(1) > 0``, and the plain integral without it falls below ``-log p``: ~0.002 bits/token for the
+default log-linear ``eps = 1e-3``) -- and, in continuous time with ``alpha(0) < 1``, add one draw of the
+reconstruction term ``-log p_theta(x | z_0)`` per draw (one more denoiser call when something is masked at
+t = 0). ``"num_masked"`` is schedule-free: the bound of the model that reveals positions one at a time in a
+uniformly random order (the first-hitting sampler's law for a denoiser without time conditioning), which is
+the continuous-time model whenever ``alpha(0) = 1``. With the exact denoiser and ``alpha(0) = 1`` every method
+is unbiased for ``-log p(x)`` itself (tests/diffusion/test_exact_nelbo.py, test_likelihood.py).
+
+Non-finite values: a NaN or infinite draw raises :class:`~genodiff.errors.NonFiniteError` naming the method and
+the draw, never a NaN estimate. With K = 1 draw the standard error is NaN (unavailable), not 0.
+
 Corpus-level numbers: :attr:`NELBOEstimate.nats_per_token` (total NELBO / total tokens),
 ``bits_per_token = nats_per_token / ln 2`` and ``perplexity_bound = exp(nats_per_token)``, an upper
 bound on the model's perplexity in expectation.
@@ -42,8 +57,10 @@ import torch
 
 from genodiff.diffusion.objectives import ARObjective, D3PMObjective, Denoiser, MDLMObjective
 from genodiff.diffusion.process import discrete_times
+from genodiff.errors import NonFiniteError
 
-__all__ = ["NELBOEstimate", "estimate_nelbo", "gauss_legendre_01", "mean_and_stderr"]
+__all__ = ["NELBOEstimate", "estimate_nelbo", "gauss_legendre_01", "mean_and_stderr", "default_method",
+           "bound_objective", "check_finite"]
 
 
 @dataclass
@@ -95,6 +112,30 @@ def mean_and_stderr(samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean, se
 
 
+def default_method(objective) -> str:
+    """``num_masked`` for a continuous-time MDLM without time conditioning (finite variance for every
+    schedule), else ``antithetic``."""
+    cfg = getattr(objective, "config", None)
+    if isinstance(objective, MDLMObjective) and not cfg.time_conditioning and cfg.time == "continuous":
+        return "num_masked"
+    return "antithetic"
+
+
+def bound_objective(objective):
+    """The objective whose NELBO bounds the sampled model (see the module docstring); AR: itself."""
+    make = getattr(objective, "bound_objective", None)
+    return make() if make is not None else objective
+
+
+def check_finite(values: torch.Tensor, what: str) -> torch.Tensor:
+    """``values`` when all are finite, else :class:`NonFiniteError` ``"<what>: non-finite NELBO ..."``."""
+    if not bool(torch.isfinite(values).all()):
+        bad = int((~torch.isfinite(values)).sum())
+        raise NonFiniteError(f"{what}: non-finite NELBO ({bad} of {values.numel()} sequences NaN or infinite); "
+                             "the denoiser returned NaN/inf logits or gave a scored token probability 0")
+    return values
+
+
 def _times_from_u(objective, u: torch.Tensor) -> torch.Tensor:
     if _is_discrete(objective):
         return discrete_times(u, objective.config.num_timesteps)
@@ -123,14 +164,28 @@ def estimate_nelbo(
         num_samples: K draws per sequence (quadrature: K // draws_per_node nodes).
         method: ``"antithetic"``, ``"iid"``, ``"quadrature"`` or ``"num_masked"`` (module docstring).
     Returns:
-        :class:`NELBOEstimate`. One denoiser call per draw, on the whole batch.
+        :class:`NELBOEstimate`. One denoiser call per draw, on the whole batch (two in continuous time with
+        ``alpha(0) < 1`` when something is masked at t = 0: the reconstruction term).
+    Raises:
+        :class:`~genodiff.errors.NonFiniteError` when a draw is NaN or infinite (message: method and draw).
     """
     B = x0.shape[0]
     dev = x0.device
     if isinstance(objective, ARObjective):
         out = objective.loss(x0, attention_mask, denoiser=denoiser)
-        v = out.nelbo_per_seq.double()
+        v = check_finite(out.nelbo_per_seq.double(), "estimate_nelbo (AR, exact NLL)")
         return NELBOEstimate(v, torch.zeros_like(v), out.num_tokens, v[:, None])
+    if method == "num_masked":
+        return _estimate_num_masked(objective, denoiser, x0, attention_mask, num_samples, generator)
+    objective = bound_objective(objective)
+
+    def draw(t, index, total):
+        out = objective.loss(x0, attention_mask, t, denoiser=denoiser, generator=generator)
+        value = out.nelbo_per_seq.double() + objective.reconstruction(x0, attention_mask, denoiser=denoiser,
+                                                                      generator=generator)
+        return check_finite(value, f"estimate_nelbo (method={method}), draw {index} of {total} "
+                                   f"(t={float(t.min()):.4g}..{float(t.max()):.4g})"), out
+
     if method in ("antithetic", "iid"):
         K = num_samples
         u = torch.rand((B, K), generator=generator, dtype=time_dtype, device=dev)
@@ -139,8 +194,8 @@ def estimate_nelbo(
         vals = []
         for k in range(K):
             t = _times_from_u(objective, u[:, k])
-            out = objective.loss(x0, attention_mask, t, denoiser=denoiser, generator=generator)
-            vals.append(out.nelbo_per_seq.double())
+            v, out = draw(t, k + 1, K)
+            vals.append(v)
         samples = torch.stack(vals, 1)
         mean, se = mean_and_stderr(samples)
         return NELBOEstimate(mean, se, out.num_tokens, samples)
@@ -152,12 +207,12 @@ def estimate_nelbo(
         n = max(1, num_samples // draws_per_node)
         nodes, weights = gauss_legendre_01(n, time_dtype)
         means, variances = [], []
-        for tj in nodes:
+        for j, tj in enumerate(nodes):
             vals = []
-            for _ in range(draws_per_node):
+            for d in range(draws_per_node):
                 t = torch.full((B,), float(tj), dtype=time_dtype, device=dev)
-                out = objective.loss(x0, attention_mask, t, denoiser=denoiser, generator=generator)
-                vals.append(out.nelbo_per_seq.double())
+                v, out = draw(t, j * draws_per_node + d + 1, n * draws_per_node)
+                vals.append(v)
             v = torch.stack(vals, 1)
             means.append(v.mean(1))
             variances.append(v.var(1, unbiased=True))
@@ -167,8 +222,6 @@ def estimate_nelbo(
         est = (m * w).sum(1)
         se = ((var * w**2).sum(1) / draws_per_node).sqrt()
         return NELBOEstimate(est, se, out.num_tokens, m * w * n)
-    if method == "num_masked":
-        return _estimate_num_masked(objective, denoiser, x0, attention_mask, num_samples, generator)
     raise ValueError(f"unknown method {method!r}")
 
 
@@ -190,7 +243,8 @@ def _estimate_num_masked(objective, denoiser, x0, attention_mask, K, generator) 
         x_t = torch.where(masked, torch.full_like(x0, vocab.mask_id), x0)
         t_dummy = torch.ones(B, dtype=torch.float64, device=dev)
         out = objective.loss(x0, attention_mask, t_dummy, denoiser=denoiser, x_t=x_t)
-        vals.append(torch.where(n > 0, out.token_nll_sum.double() * n / k, torch.zeros((), dtype=torch.float64, device=dev)))
+        v = torch.where(n > 0, out.token_nll_sum.double() * n / k, torch.zeros((), dtype=torch.float64, device=dev))
+        vals.append(check_finite(v, f"estimate_nelbo (method=num_masked), draw {j + 1} of {K}"))
     samples = torch.stack(vals, 1)
     mean, se = mean_and_stderr(samples)
     return NELBOEstimate(mean, se, n, samples)

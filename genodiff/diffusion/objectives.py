@@ -47,6 +47,8 @@ D3PM with optional carry-over / zero-masking, the MDLM ablation rows). Build fro
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional
@@ -186,6 +188,48 @@ class _NoisingBase(_Base):
         """The denoiser's logits at ``(x_t, t)``; it sees ``t`` only with time conditioning on."""
         return denoiser(x_t, t if self.config.time_conditioning else None)
 
+    # likelihood bound -----------------------------------------------------------------------
+    #: continuous time: the NELBO needs a reconstruction term at t = 0 when alpha(0) < 1 (discrete-time
+    #: objectives reveal everything in their last step instead)
+    continuous_time = True
+
+    def bound_objective(self):
+        """This objective as a likelihood bound for the model the samplers sample.
+
+        The samplers start from all-[MASK] at t = 1, whatever ``alpha(1)`` is, so they simulate the reverse
+        process of the forward process conditioned on all-[MASK] at t = 1
+        (:class:`~genodiff.diffusion.schedules.ConditionedSchedule`); its NELBO has no prior term (the KL to
+        the all-[MASK] prior is 0, where the unconditioned process's is infinite for ``alpha(1) > 0``). The view
+        shares the denoiser and config (``sampling_eps = 0``: the whole of [0, 1]); with ``alpha(0) < 1`` a
+        continuous-time bound adds :meth:`reconstruction`. For a schedule with ``alpha(1) = 0`` and
+        ``alpha(0) = 1`` it computes exactly what this objective computes.
+        """
+        view = copy.copy(self)
+        view.schedule = self.schedule.conditioned()
+        if hasattr(self.config, "sampling_eps"):
+            view.config = dataclasses.replace(self.config, sampling_eps=0.0)
+        return view
+
+    def reconstruction(self, x0: torch.Tensor, attention_mask: torch.Tensor | None = None, *,
+                       denoiser: Denoiser | None = None, x_t: torch.Tensor | None = None,
+                       generator: torch.Generator | None = None) -> torch.Tensor:
+        """One draw of the reconstruction term ``-log p_theta(x | z_0)`` (nats, FloatTensor[B], float64).
+
+        ``z_0 ~ q(z_0 | x)`` (or ``x_t``) masks each scorable position with probability ``1 - alpha(0)``; the
+        model reveals the masked ones at once from the denoiser at t = 0 (what the T-step samplers do in their
+        last step), ``sum_masked -log p_theta(x^l | z_0)``. Zero, without a denoiser call or a random draw,
+        for discrete-time objectives and when ``alpha(0) = 1``.
+        """
+        B = x0.shape[0]
+        zero = torch.zeros(B, dtype=torch.float64, device=x0.device)
+        if not self.continuous_time or self.schedule.ends()[0] == 0.0:
+            return zero
+        t0 = torch.zeros(B, dtype=torch.float64, device=x0.device)
+        _, _, x_t, masked = self.noised(x0, attention_mask, t0, x_t, generator)
+        if not bool(masked.any()):
+            return zero
+        return self.loss(x0, attention_mask, t0, denoiser=denoiser, x_t=x_t).token_nll_sum.double()
+
 
 # ----------------------------------------------------------------------------------------- MDLM
 @dataclass
@@ -228,9 +272,14 @@ class MDLMObjective(_NoisingBase):
 
         NELBO_T(x) = sum_{i=1..T} E_{z_t} [ (alpha_s - alpha_t)/(1 - alpha_t) * sum_masked -log x_theta(z_t)_l[x^l] ]
 
-    estimated by drawing i uniformly (stratified) and multiplying by T. With ``alpha_1 = 0`` and
-    ``alpha_0 = 1`` there is no prior and no reconstruction term; otherwise those (tiny) terms are
-    not included.
+    estimated by drawing i uniformly (stratified) and multiplying by T. The last step (i = 1, s = 0) reveals
+    every masked token, as the samplers do: its weight is ``T`` even when ``alpha_0 < 1`` (the reconstruction
+    term folded into it).
+
+    Ends of the schedule: ``loss`` is the training integrand of the schedule as given. As a likelihood bound
+    (``alpha_1 > 0`` or ``alpha_0 < 1``) use :meth:`bound_objective` (no prior term: the process conditioned on
+    all-[MASK] at t = 1, which the samplers sample) plus :meth:`reconstruction` in continuous time;
+    :func:`genodiff.diffusion.likelihood.estimate_nelbo` does both.
     """
 
     config_class = MDLMConfig
@@ -239,6 +288,7 @@ class MDLMObjective(_NoisingBase):
         if self.config.time not in ("continuous", "discrete"):
             raise ValueError(f"time must be 'continuous' or 'discrete', got {self.config.time!r}")
         super()._setup()
+        self.continuous_time = self.config.time == "continuous"
 
     # time ---------------------------------------------------------------------------------
     def times_from_u(self, u: torch.Tensor) -> torch.Tensor:
@@ -257,7 +307,8 @@ class MDLMObjective(_NoisingBase):
         T = self.config.num_timesteps
         s = (t - 1.0 / T).clamp(min=0.0)
         m_t = self.schedule.mask_prob(t)
-        return T * (m_t - self.schedule.mask_prob(s)) / m_t
+        m_s = torch.where(s > 0, self.schedule.mask_prob(s), torch.zeros((), dtype=m_t.dtype, device=m_t.device))
+        return T * (m_t - m_s) / m_t  # the last step (s = 0) reveals everything, also when alpha_0 < 1
 
     # loss ---------------------------------------------------------------------------------
     def loss(self, x0: torch.Tensor, attention_mask: torch.Tensor | None = None, t: torch.Tensor | None = None,
@@ -399,6 +450,7 @@ class D3PMObjective(_NoisingBase):
     """
 
     config_class = D3PMConfig
+    continuous_time = False  # step 1 reconstructs every position
 
     def times_from_u(self, u: torch.Tensor) -> torch.Tensor:
         """Step times ``i / T`` with ``i = floor(u T) + 1``."""

@@ -8,6 +8,11 @@ infilling pattern), and a ``torch.Generator`` for reproducibility (one front end
 number of denoiser calls it made. A sampler fills one window: sequences longer than the model's context
 are generated semi-autoregressively, window by window, by :func:`genodiff.generate.conditioning.fill`.
 
+Non-finite values: a NaN or +inf anywhere in a denoiser output (``-inf`` is how a model rules a token out and
+is fine), or a position left with no allowed token, stops sampling with :class:`~genodiff.errors.NonFiniteError`
+naming the sampler, the step and the denoiser call; no tokens are returned (the checks draw no random
+numbers and change no arithmetic: finite runs are bit-identical to unchecked ones).
+
 Randomness: all categorical draws are inverse-CDF draws from float64 probabilities with float64
 uniforms (float32 Gumbel-max truncates the tail and lowers sample entropy); unmasking decisions use
 float64 uniforms. Temperature divides the (restricted, SUBS) log-probabilities; nucleus (``top_p``)
@@ -44,6 +49,7 @@ from genodiff.diffusion.process import sedd_log_q
 from genodiff.diffusion.schedules import NoiseSchedule, ScheduleConfig, make_schedule
 from genodiff.diffusion.specs import config_from
 from genodiff.diffusion.vocab import DiffusionVocab
+from genodiff.errors import NonFiniteError
 
 __all__ = [
     "SampleOutput",
@@ -93,20 +99,38 @@ def token_probs(logits: torch.Tensor, vocab: DiffusionVocab, temperature: float 
     return p
 
 
-def sample_categorical(probs: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+def sample_categorical(probs: torch.Tensor, u: torch.Tensor, *, context: str | None = None) -> torch.Tensor:
     """Inverse-CDF draw: probs [..., V] (float64, rows summing to ~1), u [...] ~ U[0,1) float64.
 
     Returns LongTensor[...] with ``P(i) = probs[i] / sum(probs)`` exactly up to float64 rounding;
-    a zero-probability id is never returned.
+    a zero-probability id is never returned. A row whose total is NaN, infinite or 0 (nothing to draw
+    from) raises :class:`~genodiff.errors.NonFiniteError` (``context`` prefixes its message).
     """
     probs = probs.to(torch.float64)
     cdf = torch.cumsum(probs, dim=-1)
+    total = cdf[..., -1]
+    bad = ~((total > 0) & (total < float("inf")))  # NaN compares False
+    if bool(bad.any()):
+        where = f"{context}: " if context else ""
+        raise NonFiniteError(f"{where}{int(bad.sum())} of {bad.numel()} rows of token probabilities are NaN, "
+                             "infinite or all zero (no token to draw)")
     v = (u.to(torch.float64) * cdf[..., -1]).unsqueeze(-1)
     idx = (cdf <= v).sum(-1)
     # u * total can round up to total: fall back to the last id with positive probability
     V = probs.shape[-1]
     last_pos = (V - 1) - torch.argmax(torch.flip(probs > 0, dims=[-1]).to(torch.uint8), dim=-1)
     return torch.minimum(idx, last_pos)
+
+
+def _check_logits(logits: torch.Tensor, method: str, step: int, num_steps: int, t: float | None, call: int) -> str:
+    """Raise :class:`NonFiniteError` when ``logits`` hold a NaN or +inf anywhere; return the context line
+    (``"<method> sampler, step i of n (t=...), denoiser call c"``) for the draws of this step."""
+    time = f" (t={t:.4g})" if t is not None else ""
+    context = f"{method} sampler, step {step} of {num_steps}{time}, denoiser call {call}"
+    if not bool(logits.amax() < float("inf")):  # NaN propagates through amax and compares False
+        raise NonFiniteError(f"{context}: the denoiser returned NaN or +inf logits; sampling stopped, "
+                             "no sequences were produced (are the model's weights finite?)")
+    return context
 
 
 def initial_state(batch_size: int, length: int, vocab: DiffusionVocab, known_tokens: torch.Tensor | None = None,
@@ -191,14 +215,16 @@ def ancestral_sample(denoiser: Denoiser, vocab: DiffusionVocab, z: torch.Tensor,
         last = int(step[masked0].min()) if bool(masked0.any()) else num_steps + 1
         ks = list(range(num_steps, last - 1, -1))  # every step while something is still masked
     calls = 0
+    method = "cached" if cache else "ancestral"
     for k in ks:
         t = torch.full((B,), k / num_steps, dtype=torch.float32, device=dev)
         logits = denoiser(z, t if time_conditioning else None)
         calls += 1
+        context = _check_logits(logits, method, num_steps - k + 1, num_steps, k / num_steps, calls)
         unmask = step == k
         if bool(unmask.any()):
             probs = token_probs(logits, vocab, temperature, top_p)
-            z = torch.where(unmask, sample_categorical(probs, u_token), z)
+            z = torch.where(unmask, sample_categorical(probs, u_token, context=context), z)
     return SampleOutput(z, calls, num_steps)
 
 
@@ -222,6 +248,7 @@ def first_hitting_sample(denoiser: Denoiser, vocab: DiffusionVocab, z: torch.Ten
     m_t = schedule.mask_prob(torch.ones(B, dtype=torch.float64, device=dev))
     calls = 0
     rows = torch.arange(B, device=dev)
+    masked0 = z == vocab.mask_id
     while True:
         masked = z == vocab.mask_id
         n = masked.sum(-1)
@@ -236,11 +263,14 @@ def first_hitting_sample(denoiser: Denoiser, vocab: DiffusionVocab, z: torch.Ten
         s = schedule.t_from_mask_prob(m_s)
         logits = denoiser(z, s.to(torch.float32) if time_conditioning else None)
         calls += 1
+        context = _check_logits(logits, "first_hitting", calls, int(masked0.sum(-1).max()), float(s.max()), calls)
         k = torch.floor(u_pos * nf).long().clamp(max=L - 1)  # k-th masked position (0-based)
         csum = torch.cumsum(masked.long(), -1)
         pos = ((csum <= k[:, None]).sum(-1)).clamp(max=L - 1)
         probs = token_probs(logits[rows, pos], vocab, temperature, top_p)
-        tok = sample_categorical(probs, u_tok)
+        # rows with nothing left to reveal draw nothing: their (unused) probabilities are not checked
+        probs = torch.where(active[:, None], probs, torch.ones((), dtype=probs.dtype, device=dev))
+        tok = sample_categorical(probs, u_tok, context=context)
         new = z.clone()
         new[rows, pos] = tok
         z = torch.where(active[:, None], new, z)
@@ -258,8 +288,11 @@ def sedd_analytic_sample(denoiser: Denoiser, vocab: DiffusionVocab, z: torch.Ten
     With concrete scores ``s_y = q_y alpha_t/(1 - alpha_t)`` at a masked position, the exact reverse
     transition from t to s is ``P(z_s = y) ∝ expm1(sigma_t - sigma_s) s_y`` and
     ``P(z_s = [MASK]) ∝ (1 - alpha_s)/(1 - alpha_t)``, normalized (it equals MDLM's step when
-    ``sum q = 1``). The last step denoises fully (no [MASK] option). One call per step. Called like
-    :func:`ancestral_sample` (options: schedule, num_steps, time_conditioning, scale_by_num_allowed).
+    ``sum q = 1``). The token weights are computed as ``q_y (m_t - m_s) / m_t`` (``m = 1 - alpha``), the
+    same product without its factors ``alpha_t`` and ``1/alpha_t``: exact also where ``alpha_t = 0``
+    (the first step of a schedule with ``alpha(1) = 0``, where the product form is ``0 * inf``). The last
+    step denoises fully (no [MASK] option). One call per step. Called like :func:`ancestral_sample`
+    (options: schedule, num_steps, time_conditioning, scale_by_num_allowed).
     """
     schedule = schedule if schedule is not None else make_schedule("loglinear")
     B, L = z.shape
@@ -272,15 +305,18 @@ def sedd_analytic_sample(denoiser: Denoiser, vocab: DiffusionVocab, z: torch.Ten
             continue
         t = torch.full((B,), k / num_steps, dtype=torch.float64, device=dev)
         s = torch.full((B,), (k - 1) / num_steps, dtype=torch.float64, device=dev)
-        lq = sedd_log_q(denoiser(z, t.to(torch.float32) if time_conditioning else None), vocab, scale_by_num_allowed)
+        logits = denoiser(z, t.to(torch.float32) if time_conditioning else None)
         calls += 1
-        a_t, m_t, m_s = schedule.alpha(t), schedule.mask_prob(t), schedule.mask_prob(s)
-        log_score = lq.to(torch.float64) + (torch.log(a_t) - torch.log(m_t))[:, None, None]
-        w = torch.exp(log_score) * torch.expm1(schedule.sigma(t) - schedule.sigma(s))[:, None, None]
+        context = _check_logits(logits, "sedd", num_steps - k + 1, num_steps, k / num_steps, calls)
+        lq = sedd_log_q(logits, vocab, scale_by_num_allowed)
+        m_t, m_s = schedule.mask_prob(t), schedule.mask_prob(s)
+        # expm1(sigma_t - sigma_s) * q alpha_t / m_t = q (alpha_s - alpha_t) / m_t = q (m_t - m_s) / m_t
+        w = torch.exp(lq.to(torch.float64)) * ((m_t - m_s) / m_t)[:, None, None]
         w_mask = (m_s / m_t)[:, None].expand(B, L) if k > 1 else torch.zeros((B, L), dtype=torch.float64, device=dev)
-        w = w.clone()
         w[..., vocab.mask_id] = w_mask
-        draw = sample_categorical(w, u)
+        # unmasked positions keep their token: their (unused) weights are not checked
+        w = torch.where(masked[..., None], w, torch.ones((), dtype=w.dtype, device=dev))
+        draw = sample_categorical(w, u, context=context)
         z = torch.where(masked, draw, z)
     return SampleOutput(z, calls, num_steps)
 
@@ -304,9 +340,12 @@ def ar_sample(denoiser: Denoiser, vocab: DiffusionVocab, z: torch.Tensor, genera
         if not bool(todo.any()):
             continue
         inputs = torch.cat([torch.full_like(z[:, :1], bos), z[:, :-1]], 1)
-        logits = denoiser(inputs, None)[:, l]
+        logits = denoiser(inputs, None)
         calls += 1
-        tok = sample_categorical(token_probs(logits, vocab, temperature, top_p), u)
+        context = _check_logits(logits, "ar", l + 1, L, None, calls)
+        probs = token_probs(logits[:, l], vocab, temperature, top_p)
+        probs = torch.where(todo[:, None], probs, torch.ones((), dtype=probs.dtype, device=probs.device))
+        tok = sample_categorical(probs, u, context=context)
         z[:, l] = torch.where(todo, tok, z[:, l])
     return SampleOutput(z, calls, L)
 

@@ -21,6 +21,13 @@ Schedules: ``loglinear`` (default; ``alpha_t = 1 - (1 - eps) t``), ``linear`` (s
 ``geometric`` (sigma geometric in t), ``cosine`` (``alpha_t = eps + (1-eps) cos(pi t / 2)``),
 ``cosine_sqr`` (``alpha_t = eps + (1-eps) cos^2(pi t / 2)``). With ``eps = 0`` the alpha-based
 schedules reach ``alpha_1 = 0`` exactly (no prior term), which the exactness tests use.
+
+Ends of the schedule: ``alpha(1) > 0`` (``eps > 0``, ``linear``, ``geometric``) leaves tokens unmasked at t = 1,
+``alpha(0) < 1`` (``geometric``, ``linear`` with ``sigma_min > 0``) masks some at t = 0. The samplers always
+start from all-``[MASK]`` at t = 1 and reveal what is left in their last step: they sample the reverse process
+of the forward process *conditioned on being all-[MASK] at t = 1*, :class:`ConditionedSchedule`
+(``1 - alpha~_t = (1 - alpha_t) / (1 - alpha_1)``, same loss weight ``w(t)``), whose prior term is exactly 0.
+The likelihood bounds use it (see :meth:`NoiseSchedule.conditioned`).
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ __all__ = [
     "GeometricSchedule",
     "CosineSchedule",
     "CosineSqrSchedule",
+    "ConditionedSchedule",
     "ScheduleConfig",
     "make_schedule",
 ]
@@ -84,6 +92,16 @@ class NoiseSchedule:
 
     def t_from_mask_prob(self, m: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def ends(self) -> tuple[float, float]:
+        """``(1 - alpha(0), 1 - alpha(1))``: the mask probabilities at t = 0 and t = 1 (float64)."""
+        m = self.mask_prob(torch.tensor([0.0, 1.0], dtype=torch.float64))
+        return float(m[0]), float(m[1])
+
+    def conditioned(self) -> "NoiseSchedule":
+        """This schedule conditioned on all-[MASK] at t = 1 (:class:`ConditionedSchedule`); itself when
+        ``alpha(1) = 0`` already, up to rounding (the same object: bit-identical results)."""
+        return self if self.ends()[1] >= 1.0 - 1e-12 else ConditionedSchedule(self)  # 1e-12: rounding of cos
 
     def config(self) -> dict:
         return {"name": self.name, **{p: getattr(self, p) for p in self.params}}
@@ -222,6 +240,50 @@ class CosineSqrSchedule(_EpsSchedule):
     def t_from_mask_prob(self, m):
         r = (_t(m) / (1.0 - self.eps)).clamp(0.0, 1.0)
         return (2.0 / math.pi * torch.asin(torch.sqrt(r))).clamp(0.0, 1.0)
+
+
+class ConditionedSchedule(NoiseSchedule):
+    """The forward process of ``base`` conditioned on every token being masked at t = 1.
+
+    Each token's masking time has the law of ``base``'s given that it is <= 1:
+    ``1 - alpha~_t = (1 - alpha_t) / (1 - alpha_1)``, ``alpha~_t = (alpha_t - alpha_1) / (1 - alpha_1)``, so
+    ``alpha~(1) = 0`` and the NELBO has no prior term against the all-[MASK] start of the samplers. The reverse
+    transition probabilities ``(alpha_s - alpha_t) / (1 - alpha_t)`` and the loss weight
+    ``w(t) = -alpha'_t / (1 - alpha_t)`` are those of ``base``: this is the process the samplers simulate.
+    ``alpha~(0) = (alpha_0 - alpha_1) / (1 - alpha_1)`` is < 1 when ``base``'s is.
+    """
+
+    def __init__(self, base: NoiseSchedule):
+        self.base = base
+        self.name = base.name
+        self._m1 = base.ends()[1]
+        self._a1 = float(base.alpha(torch.tensor(1.0, dtype=torch.float64)))
+        if not self._m1 > 0.0:
+            raise ValueError(f"cannot condition schedule {base!r} on all-[MASK] at t = 1: nothing is masked there")
+
+    def mask_prob(self, t):
+        return self.base.mask_prob(t) / self._m1
+
+    def alpha(self, t):
+        return (self.base.alpha(t) - self._a1) / self._m1
+
+    def dalpha(self, t):
+        return self.base.dalpha(t) / self._m1
+
+    def sigma(self, t):
+        return -torch.log(self.alpha(t))
+
+    def dsigma(self, t):
+        return -self.dalpha(t) / self.alpha(t)
+
+    def loss_weight(self, t):
+        return self.base.loss_weight(t)
+
+    def t_from_mask_prob(self, m):
+        return self.base.t_from_mask_prob(_t(m) * self._m1)
+
+    def config(self) -> dict:
+        return {**self.base.config(), "conditioned_on_all_mask_at_1": True}
 
 
 _SCHEDULES = {

@@ -10,12 +10,19 @@ K random *draws* once and reuse them for every sequence of that length:
   MDLM NELBO for every schedule (see :mod:`genodiff.diffusion.likelihood`), so this is the same unbiased
   estimator as ``estimate_nelbo(..., method="num_masked")`` with the randomness made explicit.
 * ``method="antithetic"`` (time-conditioned or discrete-time objectives): ``t_k = (k + U_k)/K``, mask
-  position l when ``keys[k, l] < 1 - alpha(t_k)``, value = the objective's integrand at ``(t_k, z)``.
+  position l when ``keys[k, l] < 1 - alpha~(t_k)``, value = the integrand of the objective's bound view at
+  ``(t_k, z)`` (``alpha~``: the schedule conditioned on all-[MASK] at t = 1, the samplers' start; see
+  :mod:`genodiff.diffusion.likelihood`), plus, in continuous time with ``alpha(0) < 1``, the reconstruction
+  term with the positions ``keys[k, l] < 1 - alpha~(0)`` masked (a subset of the first mask: the same keys).
 
-Standard error: ``std_k / sqrt(K)`` (conservative for stratified draws). Shared draws make paired
-comparisons (ref vs alt allele, a sequence vs its reverse complement with :meth:`Draws.mirrored`) far less
-noisy than independent estimates: for an exactly RC-equivariant model (Caduceus-PS), a sequence scored with
-draws D and its reverse complement scored with ``D.mirrored()`` give the same value up to float rounding.
+Both are unbiased for an upper bound on ``-log p_theta(x)`` of the sampled model, for every schedule. A NaN or
+infinite value raises :class:`~genodiff.errors.NonFiniteError` (never a NaN score).
+
+Standard error: ``std_k / sqrt(K)`` (conservative for stratified draws; NaN, i.e. unavailable, for K = 1).
+Shared draws make paired comparisons (ref vs alt allele, a sequence vs its reverse complement with
+:meth:`Draws.mirrored`) far less noisy than independent estimates: for an exactly RC-equivariant model
+(Caduceus-PS), a sequence scored with draws D and its reverse complement scored with ``D.mirrored()`` give
+the same value up to float rounding.
 Positions that are not A/C/G/T (``N``) are context only: never masked, never scored.
 
 :func:`nelbo_on_batches` is the held-out evaluation of ``genodiff evaluate`` (DNA and text alike): the
@@ -30,8 +37,16 @@ from typing import Callable, Iterable
 
 import torch
 
-from genodiff.diffusion.likelihood import NELBOEstimate, estimate_nelbo, mean_and_stderr
+from genodiff.diffusion.likelihood import (
+    NELBOEstimate,
+    bound_objective,
+    check_finite,
+    default_method,
+    estimate_nelbo,
+    mean_and_stderr,
+)
 from genodiff.diffusion.objectives import ARObjective, MDLMObjective
+from genodiff.errors import NonFiniteError
 
 __all__ = ["Draws", "make_draws", "pick_method", "nelbo_with_draws", "nelbo_on_batches", "LN2"]
 
@@ -60,12 +75,7 @@ class Draws:
 
 def pick_method(objective, requested: str = "auto") -> str:
     """``auto``: ``num_masked`` for continuous-time MDLM without time conditioning, else ``antithetic``."""
-    if requested != "auto":
-        return requested
-    cfg = getattr(objective, "config", None)
-    if isinstance(objective, MDLMObjective) and not cfg.time_conditioning and cfg.time == "continuous":
-        return "num_masked"
-    return "antithetic"
+    return default_method(objective) if requested == "auto" else requested
 
 
 def make_draws(K: int, L: int, method: str, seed: int) -> Draws:
@@ -86,7 +96,7 @@ def nelbo_with_draws(objective, denoiser, x0: torch.Tensor, draws: Draws) -> NEL
     """
     if isinstance(objective, ARObjective):
         out = objective.loss(x0, None, denoiser=denoiser)
-        v = out.nelbo_per_seq.double().cpu()
+        v = check_finite(out.nelbo_per_seq.double().cpu(), "nelbo_with_draws (AR, exact NLL)")
         return NELBOEstimate(v, torch.zeros_like(v), out.num_tokens.cpu(), v[:, None])
     B, L = x0.shape
     if draws.keys.shape[-1] != L:
@@ -94,6 +104,7 @@ def nelbo_with_draws(objective, denoiser, x0: torch.Tensor, draws: Draws) -> NEL
     dev = x0.device
     d = draws.to(dev)
     vocab = objective.vocab
+    bound = bound_objective(objective) if d.method in ("antithetic", "iid") else objective
     scored = vocab.scorable(x0, None)
     n = scored.sum(-1)
     vals = []
@@ -117,15 +128,19 @@ def nelbo_with_draws(objective, denoiser, x0: torch.Tensor, draws: Draws) -> NEL
                 t = (torch.floor(u * T).clamp(max=T - 1) + 1) / T
             else:
                 t = u.clamp(min=torch.finfo(torch.float64).tiny)
-            mask_prob = objective.schedule.mask_prob(t)
+            mask_prob = bound.schedule.mask_prob(t)
             masked = (keys < mask_prob[:, None]) & scored
             x_t = torch.where(masked, torch.full_like(x0, vocab.mask_id), x0)
-            out = objective.loss(x0, None, t.to(torch.float32) if t.dtype != torch.float32 else t,
-                                 denoiser=denoiser, x_t=x_t)
+            out = bound.loss(x0, None, t.to(torch.float32) if t.dtype != torch.float32 else t,
+                             denoiser=denoiser, x_t=x_t)
             v = out.nelbo_per_seq.double()
+            m0 = bound.schedule.ends()[0]
+            if bound.continuous_time and m0 > 0:  # reconstruction at t = 0 on the coupled mask keys < m~(0)
+                x_0 = torch.where((keys < m0) & scored, torch.full_like(x0, vocab.mask_id), x0)
+                v = v + bound.reconstruction(x0, None, denoiser=denoiser, x_t=x_0)
         else:
             raise ValueError(f"unknown method {d.method!r} (num_masked | antithetic)")
-        vals.append(v.cpu())
+        vals.append(check_finite(v, f"nelbo_with_draws (method={d.method}), draw {k + 1} of {d.K}").cpu())
     samples = torch.stack(vals, 1)
     return NELBOEstimate(*mean_and_stderr(samples), n.cpu(), samples)
 
@@ -136,16 +151,22 @@ def nelbo_on_batches(denoiser, objective, batches: Iterable[torch.Tensor], num_s
 
     Batch ``i`` (LongTensor[B, L]) is estimated with ``num_samples`` draws from a generator seeded with
     ``seed * 1_000_003 + i``; ``progress(B)`` is called after each batch. The keys say ``per_base`` for DNA
-    and text alike (a token is a base for DNA)."""
+    and text alike (a token is a base for DNA). The standard errors are NaN (unavailable) when an estimate
+    has none (one draw); exact (AR) estimates have 0. ``likelihood``: ``"upper bound"`` (a NELBO, an upper
+    bound in expectation on ``-log p_theta`` for every schedule) or ``"exact"`` (AR). A non-finite estimate
+    raises :class:`~genodiff.errors.NonFiniteError` naming the batch."""
     total = torch.zeros((), dtype=torch.float64)
     variance = torch.zeros((), dtype=torch.float64)
     tokens = torch.zeros((), dtype=torch.float64)
     sequences = 0
     for index, x0 in enumerate(batches):
         generator = torch.Generator(device=x0.device).manual_seed(seed * 1_000_003 + index)
-        est = estimate_nelbo(objective, denoiser, x0, None, num_samples, method, generator=generator)
+        try:
+            est = estimate_nelbo(objective, denoiser, x0, None, num_samples, method, generator=generator)
+        except NonFiniteError as exc:
+            raise NonFiniteError(f"batch {index}: {exc}") from None
         total += est.nelbo.double().sum().cpu()
-        variance += est.stderr.double().nan_to_num(0.0).pow(2).sum().cpu()
+        variance += est.stderr.double().pow(2).sum().cpu()  # NaN (no standard error) propagates
         tokens += est.num_tokens.double().sum().cpu()
         sequences += x0.shape[0]
         if progress is not None:
@@ -154,4 +175,5 @@ def nelbo_on_batches(denoiser, objective, batches: Iterable[torch.Tensor], num_s
     stderr = float(variance.sqrt() / tokens.clamp(min=1))
     return {"nats_per_base": nats, "nats_per_base_stderr": stderr, "bits_per_base": nats / LN2,
             "bits_per_base_stderr": stderr / LN2, "perplexity_bound": math.exp(nats), "tokens": int(tokens),
-            "sequences": sequences}
+            "sequences": sequences,
+            "likelihood": "exact" if isinstance(objective, ARObjective) else "upper bound"}

@@ -2,7 +2,12 @@
 
 For every checkpoint: the NELBO of each test window (or text item) with ``num_samples`` time (or masking)
 samples (:func:`genodiff.generate.scoring.nelbo_on_batches`), aggregated in float64 into nats per base
-(token) with a standard error, bits and a perplexity bound (exact NLL for AR models).
+(token) with a standard error, bits and a perplexity bound (exact NLL for AR models). The NELBO is an upper
+bound (in expectation) on ``-log p`` of the model as sampled -- the reverse process from all-[MASK] -- for
+every noise schedule, ``alpha(1) > 0`` and ``alpha(0) < 1`` included (:mod:`genodiff.diffusion.likelihood`);
+each row says ``likelihood: "upper bound"`` or ``"exact"``. ``num_samples`` must be >= 2 unless every
+checkpoint is an AR model (the standard error needs two draws). A model whose NELBO is NaN or infinite stops
+the run with one error line and writes nothing.
 
 * DNA (the default): every report also fits order-k Markov chains (k in ``markov_orders``) on the training
   split and scores the same test bases, so a reader sees at once whether the model beats classical
@@ -30,10 +35,11 @@ from genodiff.analysis.markov import markov_baseline
 from genodiff.config import is_text_config, to_plain
 from genodiff.data.files import atomic_write_text
 from genodiff.diffusion.objectives import ARObjective
-from genodiff.errors import InputError
+from genodiff.errors import InputError, NonFiniteError
 from genodiff.generate.scoring import LN2, nelbo_on_batches, pick_method
 from genodiff.generate.text import generative_perplexity, read_samples
-from genodiff.interop.export import load_model, resolve_device, resolve_export
+from genodiff.interop.export import load_model, read_spec, resolve_device, resolve_export
+from genodiff.ops import configure_from
 from genodiff.tasks.run_folder import output_dir
 from genodiff.training.datamodule import GenomeDataConfig, GenomeDataModule
 from genodiff.training.text_datamodule import TextDataModule
@@ -50,6 +56,36 @@ def _split_loader(datamodule, split: str):
     return datamodule._eval_loader(split)
 
 
+def _check_num_samples(num_samples, exports: list[Path]) -> None:
+    """``num_samples`` >= 1, and >= 2 unless every checkpoint is AR (exact: no estimator, no standard error)."""
+    try:
+        k = int(num_samples)
+    except (TypeError, ValueError):
+        raise InputError(f"num_samples: must be an integer >= 2, got {num_samples}") from None
+    if k < 1:
+        raise InputError(f"num_samples: must be an integer >= 2, got {num_samples}")
+    estimated = [e for e in exports if (read_spec(e).get("objective") or {}).get("name") != "ar"]
+    if k < 2 and estimated:
+        raise InputError(f"num_samples: need >= 2 draws to report a standard error (got {k}; "
+                         f"{estimated[0]} is estimated, not exact)")
+
+
+def _nelbo(folder, denoiser, objective, batches, num_samples: int, method: str, seed: int) -> dict:
+    """:func:`nelbo_on_batches`, with the checkpoint named in a non-finite error."""
+    try:
+        return nelbo_on_batches(denoiser, objective, batches, num_samples, method, seed)
+    except NonFiniteError as exc:
+        raise NonFiniteError(f"checkpoint {folder}: {exc}") from None
+
+
+def _se(value, likelihood: str | None = None) -> str:
+    """A standard error for a table: ``-`` for exact numbers, ``n/a`` when unavailable (NaN), never a
+    misleading ``0.0000`` for an estimate without one."""
+    if likelihood == "exact":
+        return "-"
+    return "n/a" if value is None or value != value else f"{value:.4f}"
+
+
 def _write_results(out: Path, results: dict, report: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "results.json", json.dumps(results, indent=2, default=str))
@@ -59,6 +95,7 @@ def _write_results(out: Path, results: dict, report: str) -> None:
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     """The evaluate job: text when ``cfg.data.kind`` is ``text``, else DNA (see the module docstring)."""
+    configure_from(cfg.get("ops"))  # ops.scan_backend
     return _run_text(cfg) if is_text_config(cfg) else _run_genome(cfg)
 
 
@@ -74,7 +111,7 @@ def markov_rows(datamodule, orders, alpha: float, max_train_bases: int, split: s
         used += take
     result = markov_baseline(train, datamodule.split_sequences(split), orders=orders, alpha=alpha)
     rows = [{"model": f"Markov order {k}", "kind": "markov", "bits_per_base": bpb, "bits_per_base_stderr": 0.0,
-             "nats_per_base": bpb * LN2, "perplexity_bound": 2 ** bpb}
+             "nats_per_base": bpb * LN2, "perplexity_bound": 2 ** bpb, "likelihood": "exact"}
             for k, bpb in result["bits_per_base"].items()]
     return rows, {"best_order": result["best_order"], "best_bits_per_base": result["best_bits_per_base"],
                   "train_bases": used}
@@ -84,16 +121,18 @@ def render_report(results: dict) -> str:
     lines = [f"# genodiff evaluate: {results['split']} split", "",
              f"Data: `{results['data']}`; {results['windows']} windows of {results['window']} bp; "
              f"{results['num_samples']} samples per sequence. Bits per base are upper bounds for diffusion models "
-             "(NELBO), exact for AR models and Markov chains; ± is one standard error of the estimate.", "",
-             "| model | estimator | bits/base | ± | perplexity bound |", "| --- | --- | ---: | ---: | ---: |"]
+             "(NELBO: in expectation, on -log p of the model as sampled from all-[MASK], for every noise "
+             "schedule), exact for AR models and Markov chains; ± is one standard error of the estimate.", "",
+             "| model | estimator | likelihood | bits/base | ± | perplexity bound |",
+             "| --- | --- | --- | ---: | ---: | ---: |"]
     for row in results["rows"]:
         bpb = row.get("bits_per_base")
         if bpb is None:
-            lines.append(f"| {row['model']} | | n/a ({row.get('note', '')}) | | |")
+            lines.append(f"| {row['model']} | | | n/a ({row.get('note', '')}) | | |")
             continue
         estimator = row.get("estimator", "exact")
-        lines.append(f"| {row['model']} | {estimator} | {bpb:.4f} | {row.get('bits_per_base_stderr', 0.0):.4f} | "
-                     f"{row['perplexity_bound']:.4f} |")
+        lines.append(f"| {row['model']} | {estimator} | {row.get('likelihood', 'exact')} | {bpb:.4f} | "
+                     f"{_se(row.get('bits_per_base_stderr'), row.get('likelihood'))} | {row['perplexity_bound']:.4f} |")
     best = results.get("markov")
     if best:
         lines += ["", f"Best Markov order: {best['best_order']} ({best['best_bits_per_base']:.4f} bits/base, "
@@ -104,6 +143,7 @@ def render_report(results: dict) -> str:
 def _run_genome(cfg: DictConfig) -> dict[str, Any]:
     checkpoints = list(cfg.get("checkpoints") or [])
     exports = [resolve_export(c) for c in checkpoints]  # validate all before any work
+    _check_num_samples(cfg.num_samples, exports)
     data_cfg = to_plain(cfg.data)
     if cfg.get("max_windows"):
         data_cfg["max_eval_windows"] = int(cfg.max_windows)
@@ -126,7 +166,7 @@ def _run_genome(cfg: DictConfig) -> dict[str, Any]:
             continue
         method = pick_method(objective, str(cfg.method))  # auto: num_masked for MDLM without time conditioning
         batches = (batch["input_ids"].to(device) for batch in loader)
-        stats = nelbo_on_batches(denoiser, objective, batches, int(cfg.num_samples), method, int(cfg.seed))
+        stats = _nelbo(folder, denoiser, objective, batches, int(cfg.num_samples), method, int(cfg.seed))
         estimator = "exact" if isinstance(objective, ARObjective) else method
         rows.append({"model": name, "kind": "model", "checkpoint": str(folder), "estimator": estimator, **stats})
     markov = None
@@ -143,7 +183,8 @@ def _run_genome(cfg: DictConfig) -> dict[str, Any]:
     out = output_dir(cfg)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=["model", "kind", "bits_per_base", "bits_per_base_stderr",
-                                                "nats_per_base", "perplexity_bound"], extrasaction="ignore")
+                                                "nats_per_base", "perplexity_bound", "likelihood"],
+                            extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
     out.mkdir(parents=True, exist_ok=True)
@@ -159,19 +200,24 @@ def text_nelbo(export: str | Path, datamodule, split: str = "test", num_samples:
     model = load_model(export, device)
     method = pick_method(model.objective, method)
     batches = (b["input_ids"].to(device) for b in _split_loader(datamodule, split))
-    stats = nelbo_on_batches(model.denoiser, model.objective, batches, int(num_samples), method, int(seed))
+    stats = _nelbo(export, model.denoiser, model.objective, batches, int(num_samples), method, int(seed))
     return {"nats_per_token": stats["nats_per_base"], "nats_per_token_stderr": stats["nats_per_base_stderr"],
             "bits_per_token": stats["bits_per_base"], "perplexity_bound": stats["perplexity_bound"],
-            "tokens": stats["tokens"], "sequences": stats["sequences"], "method": method,
-            "objective": model.spec["objective"].get("name"), "model": model.spec["model"].get("name")}
+            "likelihood": stats["likelihood"], "tokens": stats["tokens"], "sequences": stats["sequences"],
+            "method": method, "objective": model.spec["objective"].get("name"),
+            "model": model.spec["model"].get("name")}
 
 
 def render_text_report(rows: list[dict], generative: dict | None) -> str:
-    lines = ["| model | objective | nats/token | ± | bits/token | perplexity bound |",
-             "| --- | --- | ---: | ---: | ---: | ---: |"]
+    lines = ["NELBO rows are upper bounds (in expectation) on -log p of the model as sampled, for every noise "
+             "schedule; AR rows are exact.", "",
+             "| model | objective | likelihood | nats/token | ± | bits/token | perplexity bound |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: |"] if rows else []
     for r in rows:
-        lines.append(f"| {r['model']} ({r['checkpoint']}) | {r['objective']} | {r['nats_per_token']:.4f} | "
-                     f"{r['nats_per_token_stderr']:.4f} | {r['bits_per_token']:.4f} | {r['perplexity_bound']:.2f} |")
+        lines.append(f"| {r['model']} ({r['checkpoint']}) | {r['objective']} | {r.get('likelihood', '')} | "
+                     f"{r['nats_per_token']:.4f} | {_se(r['nats_per_token_stderr'], r.get('likelihood'))} | "
+                     f"{r['bits_per_token']:.4f} | "
+                     f"{r['perplexity_bound']:.2f} |")
     if generative:
         lines += ["", f"Generative perplexity ({generative['evaluator']}): {generative['perplexity']:.2f} over "
                       f"{generative['tokens']} tokens; sample entropy {generative['entropy_mean']:.3f} nats."]
@@ -184,6 +230,7 @@ def _run_text(cfg: DictConfig) -> dict[str, Any]:
     rows: list[dict] = []
     checkpoints = [resolve_export(c) for c in (cfg.get("checkpoints") or [])]
     if checkpoints:
+        _check_num_samples(cfg.get("num_samples", 8), checkpoints)
         data_cfg = to_plain(cfg.data)
         if cfg.get("max_windows"):
             data_cfg["max_eval_items"] = int(cfg.max_windows)

@@ -31,6 +31,9 @@ the text keys under ``text``:
 * ``text.eval_model``: optional AR evaluator (a genodiff AR export, or a Hugging Face causal LM name) for the
   generative perplexity, always reported with the samples' entropy (``text.eval_context`` tokens per window).
 
+A model that returns NaN or +inf logits stops either kind with one error line naming the checkpoint, the
+sampler and the step (:class:`~genodiff.errors.NonFiniteError`); nothing is written.
+
 The AR objective always samples left to right (method ``ar``); time-conditioned models cannot use the
 cached sampler and fall back to ``ancestral`` (same law, more denoiser calls). Writes ``samples.txt`` or
 ``samples.jsonl`` (``<output_name>.<format>`` when ``output_name`` is set) and ``summary.json``
@@ -54,7 +57,7 @@ from genodiff.data.genome.reference import Genome
 from genodiff.data.progress import progress_bar
 from genodiff.diffusion.objectives import ARObjective
 from genodiff.diffusion.sampling import Sampler
-from genodiff.errors import InputError
+from genodiff.errors import InputError, NonFiniteError
 from genodiff.generate import conditioning as C
 from genodiff.generate.fasta import DNA_TEMPLATE_CHARS, format_description, read_fasta, sanitize_id, write_fasta
 from genodiff.generate.text import (
@@ -66,6 +69,7 @@ from genodiff.generate.text import (
     sample_entropy,
 )
 from genodiff.interop.export import load_model, resolve_device, resolve_export
+from genodiff.ops import configure_from
 from genodiff.tasks.run_folder import output_dir
 
 SAMPLERS = ("ancestral", "cached", "first_hitting")
@@ -160,6 +164,7 @@ def _validate(cfg: DictConfig) -> None:
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     """The sample job: ``kind=dna`` (default) or ``kind=text`` (see the module docstring)."""
+    configure_from(cfg.get("ops"))  # ops.scan_backend
     kind = str(cfg.get("kind", "dna"))
     if kind not in ("dna", "text"):
         raise InputError(f"kind: '{kind}' is not one of dna, text")
@@ -210,7 +215,11 @@ def _run_dna(cfg: DictConfig) -> dict[str, Any]:
         while len(kept) < n_per and tpl_drawn < max_draws:
             b = batch_size if gc_target is not None else min(batch_size, n_per - len(kept))
             x = base.expand(b, -1).clone()
-            tokens, calls, _ = C.fill(window_fn, x, mask_id, cfg.get("block_length"), cfg.get("stride"), generator)
+            try:
+                tokens, calls, _ = C.fill(window_fn, x, mask_id, cfg.get("block_length"), cfg.get("stride"), generator)
+            except NonFiniteError as exc:
+                progress.close()
+                raise NonFiniteError(f"checkpoint {cfg.checkpoint}: {exc}; nothing was written") from None
             total_calls += calls
             tpl_drawn += b
             if not bool((tokens[:, ~gen_mask] == base[~gen_mask]).all()):  # pragma: no cover - sampler contract
@@ -340,12 +349,15 @@ def _run_text(cfg: DictConfig) -> dict[str, Any]:
     sampler = _text_sampler_spec(cfg, objective)
     num_samples = int(_get(cfg, "num_samples", 8))
     started = time.time()
-    texts, rows, calls = generate_text(
-        model.denoiser, objective, vocab, tokenizer, num_samples=num_samples, length=length, block_length=block,
-        stride=int(stride) if stride else None, sampler=sampler, batch_size=int(_get(cfg, "batch_size", 8)),
-        seed=int(_get(cfg, "seed", 0)), prefix=_get(cfg, "text.prefix") or _get(cfg, "conditioning.prefix"),
-        add_bos=bool(info.get("add_bos_eos", True)) and bool(_get(cfg, "text.add_bos", True)), device=device,
-        stop_at_eos=bool(_get(cfg, "text.stop_at_eos", False)))
+    try:
+        texts, rows, calls = generate_text(
+            model.denoiser, objective, vocab, tokenizer, num_samples=num_samples, length=length, block_length=block,
+            stride=int(stride) if stride else None, sampler=sampler, batch_size=int(_get(cfg, "batch_size", 8)),
+            seed=int(_get(cfg, "seed", 0)), prefix=_get(cfg, "text.prefix") or _get(cfg, "conditioning.prefix"),
+            add_bos=bool(info.get("add_bos_eos", True)) and bool(_get(cfg, "text.add_bos", True)), device=device,
+            stop_at_eos=bool(_get(cfg, "text.stop_at_eos", False)))
+    except NonFiniteError as exc:
+        raise NonFiniteError(f"checkpoint {export}: {exc}; nothing was written") from None
     seconds = time.time() - started
     entropies = [sample_entropy(r) for r in rows]
     summary: dict[str, Any] = {

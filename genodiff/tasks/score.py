@@ -13,10 +13,15 @@ POS is 1-based. ``llr = NELBO(ref) - NELBO(alt)`` nats (> 0: the model prefers A
 for both alleles. Output: ``variants.tsv`` (every record; failed ones with an ``error``),
 ``variants.errors.tsv`` (failed records only) and ``variants.json``. The run succeeds (exit 0) when at least
 one record was scored; when none could be scored it fails with one error line.
+
+The NELBO bounds ``-log p`` of the model as sampled for every noise schedule (:mod:`genodiff.diffusion.likelihood`).
+A model whose NELBO is NaN or infinite stops the run with one error line naming the checkpoint, and writes
+no output.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -32,12 +37,13 @@ from genodiff.config import to_plain
 from genodiff.data.files import atomic_write_text
 from genodiff.data.genome.reference import Genome
 from genodiff.data.progress import progress_bar
-from genodiff.errors import InputError
+from genodiff.errors import InputError, NonFiniteError
 from genodiff.generate.conditioning import encode
 from genodiff.generate.fasta import DNA_CHARS, read_fasta
 from genodiff.generate.scoring import LN2, make_draws, nelbo_with_draws, pick_method
 from genodiff.generate.variants import TSV_COLUMNS, read_variants, score_variants
 from genodiff.interop.export import load_model
+from genodiff.ops import configure_from
 from genodiff.tasks.run_folder import output_dir
 
 SEQUENCE_COLUMNS = ["id", "length", "scored_bases", "nelbo_nats", "nelbo_stderr", "bits_per_base",
@@ -101,6 +107,15 @@ def score_records(model, records: list[tuple[str, str]], num_samples: int, metho
     return rows
 
 
+@contextlib.contextmanager
+def _naming(checkpoint):
+    """Re-raise a :class:`NonFiniteError` with the checkpoint named (the CLI prints it as one line)."""
+    try:
+        yield
+    except NonFiniteError as exc:
+        raise NonFiniteError(f"checkpoint {checkpoint}: {exc}") from None
+
+
 def _validate(cfg: DictConfig) -> None:
     for key in ("num_samples", "batch_size"):
         if cfg.get(key) is None or int(cfg.get(key)) < 1:
@@ -116,6 +131,7 @@ def _validate(cfg: DictConfig) -> None:
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
+    configure_from(cfg.get("ops"))  # ops.scan_backend
     mode = str(cfg.get("mode", "sequences"))
     if mode not in ("sequences", "variants"):
         raise InputError(f"mode: '{mode}' is not one of sequences, variants")
@@ -131,7 +147,7 @@ def _run_sequences(cfg: DictConfig) -> dict[str, Any]:
     started, cpu0 = time.time(), time.process_time()
     W = int(cfg.chunk) if cfg.get("chunk") else None
     n_chunks = sum(math.ceil(len(s) / W) if W else 1 for _, s in records)
-    with progress_bar(n_chunks, "score", bool(cfg.get("progress", True))) as bar:
+    with progress_bar(n_chunks, "score", bool(cfg.get("progress", True))) as bar, _naming(cfg.checkpoint):
         rows = score_records(model, records, int(cfg.num_samples), str(cfg.get("method", "auto")), int(cfg.seed),
                              int(cfg.batch_size), W, progress=bar.update)
     total_nelbo = sum(r["nelbo_nats"] for r in rows)
@@ -169,7 +185,7 @@ def _run_variants(cfg: DictConfig) -> dict[str, Any]:
     genome = Genome(cfg.genome)
     model = load_model(cfg.checkpoint, cfg.get("device", "auto"))
     started, cpu0 = time.time(), time.process_time()
-    with progress_bar(len(variants), "variants", bool(cfg.get("progress", True))) as bar:
+    with progress_bar(len(variants), "variants", bool(cfg.get("progress", True))) as bar, _naming(cfg.checkpoint):
         score_variants(model, variants, genome, int(cfg.window), int(cfg.num_samples), str(cfg.get("method", "auto")),
                        int(cfg.seed), int(cfg.batch_size), progress=bar.update)
         bar.update(max(bar.total - bar.n, 0))  # records with errors are done too

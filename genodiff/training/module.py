@@ -8,7 +8,12 @@ into per-sequence NELBOs, the backbone (``genodiff.models``) is the denoiser. Wh
 * time sampling stratified over the whole global batch (all devices and accumulation steps);
 * a non-finite guard (the step is refused before any weight changes; the last good checkpoint stays);
 * EMA weights, swapped in for validation, testing and export;
-* float64 aggregation of validation metrics: NELBO (nats/token), bits per token and a perplexity bound.
+* float64 aggregation of validation metrics: NELBO (nats/token), bits per token and a perplexity bound. The
+  validation NELBO is one draw per sequence of the likelihood estimator of ``genodiff evaluate``
+  (:func:`genodiff.diffusion.likelihood.estimate_nelbo`, ``num_masked`` for MDLM without time conditioning),
+  not the training integrand: that one is truncated at ``sampling_eps`` and, with ``alpha(1) > 0``, misses the
+  prior mass, so it is not a bound; this one is an upper bound in expectation on ``-log p`` of the model as
+  sampled, for every schedule. (MLM, which has no likelihood, logs its masked cross-entropy.)
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import lightning as L
 import torch
 
 from genodiff.diffusion.build import build_objective, make_vocab
+from genodiff.diffusion.likelihood import default_method, estimate_nelbo
 from genodiff.errors import InputError
 from genodiff.interop.export import load_export
 from genodiff.interop.hf_caduceus import load_pretrained
@@ -151,9 +157,15 @@ class DiffusionLitModule(L.LightningModule):
     def _eval_step(self, batch: dict, batch_idx: int) -> None:
         # a fixed generator per batch makes validation curves comparable across steps
         generator = self._generator(batch_idx, self.global_rank, batch["input_ids"].device, stream=7)
-        out = self._objective_loss(batch, generator)
-        self._eval_sums["nelbo"] += out.nelbo_per_seq.double().sum()
-        self._eval_sums["tokens"] += out.num_tokens.double().sum()
+        if getattr(self.objective, "is_likelihood", True):  # the bound, one draw per sequence (module docstring)
+            est = estimate_nelbo(self.objective, self.denoiser, batch["input_ids"], batch.get("attention_mask"),
+                                 num_samples=1, method=default_method(self.objective), generator=generator)
+            nelbo, tokens = est.nelbo, est.num_tokens
+        else:
+            out = self._objective_loss(batch, generator)
+            nelbo, tokens = out.nelbo_per_seq, out.num_tokens
+        self._eval_sums["nelbo"] += nelbo.double().sum()
+        self._eval_sums["tokens"] += tokens.double().sum()
 
     def _eval_end(self, prefix: str) -> None:
         sums = {k: self.trainer.strategy.reduce(v, reduce_op="sum") for k, v in self._eval_sums.items()}

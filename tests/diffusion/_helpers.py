@@ -34,6 +34,30 @@ def quadrature_nelbo(objective, denoiser, world, n: int = 32, x=None) -> torch.T
     return sum(float(w) * exact_expected_loss(objective, denoiser, world, float(t), x) for t, w in zip(nodes, weights))
 
 
+def exact_reconstruction(objective, denoiser, world, x=None) -> torch.Tensor:
+    """E_{z_0 ~ q(z_0|x)}[sum over masked positions of -log p_theta(x^l | z_0)] at t = 0 (the reconstruction
+    term of a schedule with alpha(0) < 1), by enumerating all 2**L masking patterns. FloatTensor[N]."""
+    x = world.sequences if x is None else x
+    pats = world.masked_patterns()
+    N, L = x.shape
+    P = pats.shape[0]
+    xx = x[:, None, :].expand(N, P, L).reshape(-1, L)
+    mm = pats[None].expand(N, P, L).reshape(-1, L)
+    xt = torch.where(mm, torch.full_like(xx, world.mask_id), xx)
+    out = objective.loss(xx, None, torch.zeros(N * P, dtype=torch.float64), denoiser=denoiser, x_t=xt)
+    m = objective.schedule.mask_prob(torch.tensor(0.0, dtype=torch.float64))
+    k = mm.sum(-1).double()
+    prob = m ** k * (1 - m) ** (L - k)
+    return (out.token_nll_sum.double() * prob).reshape(N, P).sum(-1)
+
+
+def exact_bound(objective, denoiser, world, n: int = 32, x=None) -> torch.Tensor:
+    """The continuous-time NELBO the estimators estimate: the objective's bound view (forward process conditioned
+    on all-[MASK] at t = 1) integrated over [0, 1] plus the reconstruction term at t = 0."""
+    bound = objective.bound_objective()
+    return quadrature_nelbo(bound, denoiser, world, n, x) + exact_reconstruction(bound, denoiser, world, x)
+
+
 def discrete_nelbo(objective, denoiser, world, x=None) -> torch.Tensor:
     """Exact T-step NELBO: sum over all steps i of E[L_i] (= mean over i of T * L_i)."""
     T = objective.config.num_timesteps

@@ -6,7 +6,7 @@ import torch
 from genodiff.diffusion.objectives import ARObjective, D3PMObjective, MDLMObjective, SEDDObjective
 from genodiff.diffusion.testing import TinyWorld
 
-from _helpers import discrete_nelbo, quadrature_nelbo, random_denoiser
+from _helpers import discrete_nelbo, exact_bound, quadrature_nelbo, random_denoiser
 
 WORLDS = [(2, 2, 0), (2, 4, 1), (3, 3, 2), (4, 2, 3), (4, 3, 4)]
 
@@ -132,3 +132,74 @@ def test_d3pm_with_subs_equals_mdlm_discrete_and_ablations_are_worse():
     no_co = D3PMObjective(vocab=world.vocab, schedule=sched, num_timesteps=T, carry_over=False, zero_masking=True)
     with_co = D3PMObjective(vocab=world.vocab, schedule=sched, num_timesteps=T, carry_over=True, zero_masking=True)
     assert (discrete_nelbo(no_co, rnd, world) > discrete_nelbo(with_co, rnd, world) + 1e-3).all()
+
+
+# ----------------------------------------------------------------- schedules with alpha(0) < 1 or alpha(1) > 0
+# The samplers start from all-[MASK] at t = 1 whatever alpha(1) is, and reveal what is left in their last step:
+# they sample the reverse process of the forward process *conditioned on z_1 = all [MASK]*
+# (1 - alpha~_t = (1 - alpha_t) / (1 - alpha_1)). Its NELBO has no prior term (KL = 0) and, with alpha(0) < 1, a
+# finite reconstruction term at t = 0. The plain integral of the schedule (the number reported before) drops the
+# unmasked-at-t=1 mass and the reconstruction: it falls below -log p for the exact denoiser.
+ENDS = {
+    "loglinear_eps": {"name": "loglinear", "eps": 0.05},  # alpha(1) = 0.05
+    "linear_short": {"name": "linear", "sigma_max": 3.0},  # alpha(1) = e^-3
+    "cosine_eps": {"name": "cosine", "eps": 0.05},
+    "geometric_wide": {"name": "geometric", "sigma_min": 0.3, "sigma_max": 20.0},  # alpha(0) = e^-0.3
+}
+NODES = {"loglinear_eps": 8, "linear_short": 64, "cosine_eps": 48, "geometric_wide": 128}
+
+
+@pytest.mark.parametrize("name", list(ENDS))
+def test_bound_is_valid_and_exact_where_it_can_be(name):
+    world = TinyWorld.random(3, 3, seed=31)
+    nll = -torch.log(world.probs)
+    entropy = float((world.probs * nll).sum())
+    obj = MDLMObjective(vocab=world.vocab, schedule=ENDS[name], sampling_eps=0.0)
+    bound = exact_bound(obj, world.denoiser, world, n=NODES[name])
+    alpha0 = float(obj.schedule.alpha(torch.tensor(0.0, dtype=torch.float64)))
+    if alpha0 == 1.0:  # no reconstruction term: the exact denoiser's NELBO is -log p(x) exactly
+        torch.testing.assert_close(bound, nll, atol=1e-6, rtol=0)
+    else:  # the reconstruction from z_0 is factorized: a valid bound, slightly above the entropy
+        assert float(torch.exp(-bound).sum()) <= 1.0 + 1e-12
+        assert entropy < float((world.probs * bound).sum()) < entropy + 0.05
+    for seed in range(3):  # any denoiser: sum_x exp(-NELBO(x)) <= 1
+        other = exact_bound(obj, random_denoiser(world, seed), world, n=NODES[name])
+        assert float(torch.exp(-other).sum()) <= 1 + 1e-12
+    # negative control: the unconditioned integral without reconstruction is below the entropy (not a bound)
+    plain = quadrature_nelbo(obj, world.denoiser, world, n=NODES[name])
+    assert float((world.probs * plain).sum()) < entropy - 1e-3
+    assert float(torch.exp(-plain).sum()) > 1.0 + 1e-3
+
+
+def test_geometric_schedule_exact():
+    """SEDD's geometric schedule at its defaults (alpha(0) = e^-1e-4, alpha(1) = e^-20): exact up to the
+    O(m(0)^2) factorization of the reconstruction, for MDLM and SEDD."""
+    world = TinyWorld.random(3, 3, seed=32)
+    nll = -torch.log(world.probs)
+    mdlm = MDLMObjective(vocab=world.vocab, schedule={"name": "geometric"}, sampling_eps=0.0)
+    sedd = SEDDObjective(vocab=world.vocab, schedule={"name": "geometric"}, sampling_eps=0.0,
+                         scale_by_num_allowed=False)
+    for obj in (mdlm, sedd):
+        torch.testing.assert_close(exact_bound(obj, world.denoiser, world, n=96), nll, atol=1e-6, rtol=0)
+    # negative control: without the reconstruction term the value misses ~m(0) * L * CE, far above 1e-6
+    plain = quadrature_nelbo(mdlm.bound_objective(), world.denoiser, world, n=96)
+    assert float((nll - plain).min()) > 1e-5
+
+
+@pytest.mark.parametrize("name", ["loglinear_eps", "geometric_wide"])
+def test_discrete_time_bound_with_alpha_ends(name):
+    """T-step MDLM (the last step reveals everything, as the ancestral sampler does, also when alpha(0) < 1)
+    and D3PM on the conditioned process: valid bounds; with alpha(1) > 0 the unconditioned values are not."""
+    world = TinyWorld.random(2, 3, seed=33)
+    entropy = float((world.probs * -torch.log(world.probs)).sum())
+    for obj in (MDLMObjective(vocab=world.vocab, schedule=ENDS[name], time="discrete", num_timesteps=8),
+                D3PMObjective(vocab=world.vocab, schedule=ENDS[name], num_timesteps=8, carry_over=True,
+                              zero_masking=True)):
+        bound = obj.bound_objective()
+        exact = discrete_nelbo(bound, world.denoiser, world)
+        assert float((world.probs * exact).sum()) >= entropy - 1e-12
+        for seed in range(3):
+            assert float(torch.exp(-discrete_nelbo(bound, random_denoiser(world, seed), world)).sum()) <= 1 + 1e-12
+        if name == "loglinear_eps":  # negative control: without conditioning the alpha(1) mass is lost
+            plain = discrete_nelbo(obj, world.denoiser, world)
+            assert float((world.probs * plain).sum()) < entropy - 1e-3

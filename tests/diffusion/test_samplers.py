@@ -149,6 +149,21 @@ def test_sedd_analytic_reproduces_p(world):
     assert pval(world, bad.tokens) < 1e-6
 
 
+def test_sedd_analytic_at_eps_zero_reproduces_p(world):
+    """Log-linear at eps = 0 (alpha(1) = 0): the first step's weights are the limit (alpha_s - alpha_t)/(1 - alpha_t),
+    not 0 * inf (which made every token [CLS])."""
+    sched = make_schedule({"name": "loglinear", "eps": 0.0})
+    out = sedd_analytic_sample(world.denoiser, world.vocab, N // 2, world.L, schedule=sched, num_steps=500,
+                               scale_by_num_allowed=False, generator=gen(8))
+    assert (out.tokens < world.K).all()
+    assert pval(world, out.tokens) > ALPHA
+    # negative control: a denoiser that ignores the context must be rejected
+    uncond = lambda z, t=None: world.denoiser(torch.full_like(z, world.mask_id))
+    bad = sedd_analytic_sample(uncond, world.vocab, N // 2, world.L, schedule=sched, num_steps=500,
+                               scale_by_num_allowed=False, generator=gen(8))
+    assert pval(world, bad.tokens) < 1e-6
+
+
 def test_ar_sampler_reproduces_p(world):
     out = ar_sample(world.ar_denoiser, world.vocab, N, world.L, generator=gen(7))
     assert out.num_denoiser_calls == world.L

@@ -1,35 +1,26 @@
 """Fixtures for the generate / score / analyze tests.
 
 ``tiny_run``: a real exported checkpoint (tiny Caduceus-PS + MDLM, a few training steps on a small local
-FASTA) trained once per session in a few seconds. ``torch`` runs single-threaded here: on a shared 2-core
-machine multi-threaded tiny matmuls are ~50x slower than one thread.
+FASTA) trained once per session in a few seconds. Plain helpers live in ``gen_helpers.py``; test modules import
+them from there, not from ``conftest`` (with several test folders on one command line ``conftest`` can name
+another folder's conftest). ``torch`` runs single-threaded here: on a shared 2-core machine multi-threaded
+tiny matmuls are ~50x slower than one thread.
 """
 
 from __future__ import annotations
 
 import os
-import random
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from gen_helpers import random_dna, write_fasta_text
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "training"))
 
 torch.set_num_threads(1)
-
-
-def write_fasta_text(path: Path, records: dict[str, str], width: int = 60) -> Path:
-    path.write_text("".join(f">{k}\n" + "".join(s[i:i + width] + "\n" for i in range(0, len(s), width))
-                            for k, s in records.items()))
-    return path
-
-
-def random_dna(n: int, seed: int = 0) -> str:
-    rng = random.Random(seed)
-    return "".join(rng.choice("ACGT") for _ in range(n))
 
 
 @pytest.fixture(scope="session")

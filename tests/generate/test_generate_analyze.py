@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import random_dna, write_fasta_text
+from gen_helpers import random_dna, write_fasta_text
 from genodiff.analysis import sequence_stats as S
 from genodiff.errors import InputError
 from genodiff.tasks import analyze

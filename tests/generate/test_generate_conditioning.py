@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import random_dna, write_fasta_text
+from gen_helpers import random_dna, write_fasta_text
 from fakes import hashed_denoiser
 from genodiff.data.genome import vocab as V
 from genodiff.data.genome.reference import Genome

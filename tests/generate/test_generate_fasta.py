@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from Bio import SeqIO
 
-from conftest import random_dna
+from gen_helpers import random_dna
 from genodiff.data.genome.fasta import scan_fasta
 from genodiff.errors import InputError
 from genodiff.generate.fasta import read_fasta, sanitize_id, write_fasta

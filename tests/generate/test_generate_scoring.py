@@ -10,7 +10,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import random_dna, write_fasta_text
+from gen_helpers import random_dna, write_fasta_text
 from genodiff.data.genome.tokenizer import reverse_complement, reverse_complement_ids
 from genodiff.diffusion.likelihood import estimate_nelbo
 from genodiff.errors import InputError
@@ -115,3 +115,72 @@ def test_score_bad_inputs(tmp_path, tiny_run):
         score.run(score_cfg(tmp_path, checkpoint=str(tiny_run), input=str(tmp_path / "x.txt")))
     with pytest.raises(InputError, match="num_samples"):
         score.run(score_cfg(tmp_path, checkpoint=str(tiny_run), input=str(tmp_path / "x.txt"), num_samples=1))
+
+
+def test_evaluate_refuses_one_sample_and_never_prints_a_zero_stderr(tmp_path, tiny_run, genome_fa, tiny):
+    """K = 1 has no standard error: ``evaluate`` refuses it (like ``score``), the library reports it as NaN
+    (unavailable, not 0), and the report prints n/a, never "± 0.0000". Rows say whether they are bounds."""
+    from genodiff.generate.scoring import nelbo_on_batches
+    from genodiff.tasks import evaluate
+
+    data = {"dataset": None, "fasta": str(genome_fa), "intervals": None, "cache_dir": str(tmp_path / "c"),
+            "window": 128, "train_stride": None, "eval_stride": None, "valid_tail_bp": 512, "test_tail_bp": 1024,
+            "rc_prob": 0.0, "max_n_fraction": 0.5, "max_eval_windows": 2, "num_workers": 0, "seed": 0,
+            "split_mapping": {}}
+    cfg = OmegaConf.load(CONFIGS / "evaluate.yaml")
+    cfg.pop("hydra")
+    cfg.pop("defaults")
+    cfg.data, cfg.checkpoints, cfg.markov_orders = data, [str(tiny_run)], [0]
+    cfg.output_dir = str(tmp_path / "eval")
+    cfg.num_samples = 1
+    with pytest.raises(InputError, match="num_samples: need >= 2"):
+        evaluate.run(cfg)
+    assert not (tmp_path / "eval").exists()
+    x = torch.as_tensor(np.stack([encode(random_dna(64, s)) for s in range(2)]))
+    one = nelbo_on_batches(tiny.denoiser, tiny.objective, [x], 1, "num_masked", 0)
+    assert math.isnan(one["nats_per_base_stderr"]) and math.isfinite(one["nats_per_base"])
+    two = nelbo_on_batches(tiny.denoiser, tiny.objective, [x], 2, "num_masked", 0)
+    assert two["nats_per_base_stderr"] > 0 and two["likelihood"] == "upper bound"
+    row = {"model": "m", "kind": "model", "estimator": "num_masked", **one}
+    report = evaluate.render_report({"split": "test", "data": "d", "windows": 1, "window": 64, "num_samples": 1,
+                                     "rows": [row], "markov": None})
+    assert "| n/a |" in report and "0.0000 |" not in report.split("| m |")[1]
+    # with K = 2 the run goes through; every row says whether its number is a bound or exact
+    cfg.num_samples = 2
+    rows = evaluate.run(cfg)["rows"]
+    assert [r["likelihood"] for r in rows] == ["upper bound", "exact"]
+    csv_text = (tmp_path / "eval" / "results.csv").read_text().splitlines()
+    assert csv_text[0].endswith(",likelihood") and csv_text[1].endswith(",upper bound")
+    assert "| num_masked | upper bound |" in (tmp_path / "eval" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("schedule", [{"name": "loglinear", "eps": 0.2},
+                                      {"name": "geometric", "sigma_min": 0.3, "sigma_max": 20.0}],
+                         ids=["loglinear_eps", "geometric_wide"])
+def test_nelbo_with_draws_is_a_bound_when_alpha_ends_are_not_0_and_1(schedule):
+    """Score's antithetic estimator with alpha(1) = 0.2 (log-linear eps = 0.2) or alpha(0) = e^-0.3 (geometric):
+    unbiased for the bound of the sampled model (conditioned on all-[MASK] at t = 1, plus the reconstruction at
+    t = 0; for the exact denoiser and alpha(0) = 1 that is -log p(x)), not for the lower plain integral it
+    estimated before."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "diffusion"))
+    from _helpers import exact_bound, quadrature_nelbo
+
+    from genodiff.diffusion.objectives import MDLMObjective
+    from genodiff.diffusion.testing import TinyWorld
+
+    world = TinyWorld.random(3, 3, seed=45)
+    obj = MDLMObjective(vocab=world.vocab, schedule=schedule, time_conditioning=True)
+    target = exact_bound(obj, world.denoiser, world, n=128)
+    plain = quadrature_nelbo(obj, world.denoiser, world, n=128)
+    if schedule["name"] == "loglinear":
+        torch.testing.assert_close(target, -torch.log(world.probs), atol=1e-6, rtol=0)
+    diffs, diffs_plain, var = 0.0, 0.0, 0.0
+    for seed in range(20):
+        est = nelbo_with_draws(obj, world.denoiser, world.sequences, make_draws(32, world.L, "antithetic", seed))
+        diffs += float((est.nelbo - target).sum())
+        diffs_plain += float((est.nelbo - plain).sum())
+        var += float(est.stderr.pow(2).sum())
+    assert abs(diffs / math.sqrt(var)) < 3.0, diffs / math.sqrt(var)
+    assert diffs_plain / math.sqrt(var) > 6, diffs_plain / math.sqrt(var)  # negative control: the plain integral

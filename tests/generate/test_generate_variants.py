@@ -10,7 +10,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import write_fasta_text
+from gen_helpers import write_fasta_text
 from fakes import PERIOD, fake_model, periodic_denoiser
 from genodiff.data.genome.reference import Genome
 from genodiff.errors import InputError
