@@ -21,7 +21,8 @@ from typing import Optional
 import numpy as np
 from sklearn.metrics import confusion_matrix, roc_curve
 
-from genodiff.analysis.plots import new_figure
+from genodiff.analysis.plots import finish_figure, new_figure
+from genodiff.benchmarks.duplicates import format_duplicates
 from genodiff.benchmarks.metrics import METRICS, summarize
 from genodiff.benchmarks.published import PUBLISHED_MODELS, PUBLISHED_SOURCE
 
@@ -76,24 +77,63 @@ def _table_row(cells) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
-def _plots(agg: dict, classes: list, folder: Path) -> list:
-    files = []
-    fig, ax = new_figure(figsize=(6, 3.5))
+def _accuracy_range(agg: dict) -> tuple:
+    acc = [u["metrics"]["accuracy"] for a in agg.values() for u in a["units"]]
+    lo, hi = (min(acc), max(acc)) if acc else (0.0, 1.0)
+    pad = max(0.02, (hi - lo) * 0.15)
+    return max(0.0, lo - pad), min(1.0, hi + pad)
+
+
+def _summary_plot(agg: dict, folder: Path) -> str:
+    """All methods in one figure: every split's accuracy (dots), the mean (diamond) and the papers' spread
+    mean ± (max-min)/2 (bar), methods sorted by mean."""
+    methods = sorted(agg, key=lambda m: agg[m]["summary"]["accuracy"]["mean"])
+    fig, ax = new_figure(figsize=(7, 1.2 + 0.38 * len(methods)))
+    for i, m in enumerate(methods):
+        acc = [u["metrics"]["accuracy"] for u in agg[m]["units"]]
+        s = agg[m]["summary"]["accuracy"]
+        ax.scatter(acc, [i] * len(acc), s=14, color="0.55", zorder=2, label="split" if i == 0 else None)
+        ax.errorbar([s["mean"]], [i], xerr=[[s["half_range"]], [s["half_range"]]], fmt="D", color="C3", ms=6,
+                    capsize=4, zorder=3, label="mean ± (max-min)/2" if i == 0 else None)
+        ax.annotate(f"{s['mean']:.3f}", (s["mean"], i), xytext=(0, 7), textcoords="offset points", ha="center",
+                    fontsize=7)
+    ax.set_yticks(range(len(methods)))
+    ax.set_yticklabels(methods, fontsize=7)
+    ax.set_ylim(-0.7, len(methods) + 0.6)  # room for the legend above the top row
+    ax.set_xlim(*_accuracy_range(agg))
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title("all methods: accuracy over splits", fontsize=9)
+    return finish_figure(fig, ax, folder / "summary.png", xlabel="accuracy", ylabel="")
+
+
+def _per_fold_plot(agg: dict, folder: Path) -> str:
+    """Accuracy of every method on every split (one marker series per method)."""
     methods = list(agg)
     splits = [u["split"] for u in agg[methods[0]]["units"]] if methods else []
-    width = 0.8 / max(1, len(methods))
+    fig, ax = new_figure(figsize=(7, 3.8))
     x = np.arange(len(splits))
+    width = 0.6 / max(1, len(methods))
+    markers = "osD^v<>phX*"
     for i, m in enumerate(methods):
-        ax.bar(x + i * width, [u["metrics"]["accuracy"] for u in agg[m]["units"]], width, label=m)
-    ax.set_xticks(x + width * (len(methods) - 1) / 2)
+        acc = [u["metrics"]["accuracy"] for u in agg[m]["units"]]
+        ax.plot(x - 0.3 + (i + 0.5) * width, acc, marker=markers[i % len(markers)], lw=0.8, ms=5,
+                color=f"C{i % 10}", label=m)
+    ax.set_xticks(x)
     ax.set_xticklabels(splits)
+    ax.set_ylim(*_accuracy_range(agg))
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_title("accuracy per split", fontsize=9)
+    ax.set_xlabel("split")
     ax.set_ylabel("accuracy")
-    ax.set_ylim(0, 1)
-    ax.legend(fontsize=7)
-    ax.set_title("accuracy per split")
+    ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     fig.savefig(folder / "per_fold.png", dpi=100)
-    files.append("per_fold.png")
+    return "per_fold.png"
+
+
+def _plots(agg: dict, classes: list, folder: Path) -> list:
+    files = [_summary_plot(agg, folder), _per_fold_plot(agg, folder)]
+    methods = list(agg)
     for i, m in enumerate(methods):
         y = np.asarray(agg[m]["y_true"])
         p = np.asarray(agg[m]["proba"])
@@ -175,7 +215,7 @@ def _clean(o):
 
 
 def write_report(out_dir, *, task: str, data_desc: dict, protocol: dict, results: list, config: dict,
-                 command: str = "", published: Optional[dict] = None) -> dict:
+                 command: str = "", published: Optional[dict] = None, duplicates: Optional[dict] = None) -> dict:
     """Write the report of one task. Returns ``{"files": [...], "summary": {method: {metric: summary}}}``."""
     agg = aggregate(results)
     classes = data_desc["classes"]
@@ -204,13 +244,13 @@ def write_report(out_dir, *, task: str, data_desc: dict, protocol: dict, results
         summary = {m: a["summary"] for m, a in agg.items()}
         payload = {"task": task, "command": command, "data": data_desc, "label_map": data_desc["label_map"],
                    "protocol": protocol, "config": config, "environment": environment(),
-                   "summary": summary,
+                   "summary": summary, "duplicates": duplicates,
                    "units": [{k: v for k, v in u.items() if k not in ("proba", "y_true", "test_index")}
                              for u in results],
                    "confusion": {m: a.get("confusion") for m, a in agg.items()}}
         (folder / "results.json").write_text(json.dumps(_clean(payload), indent=2, default=_json_default) + "\n")
         (folder / "report.md").write_text(_markdown(task, data_desc, protocol, agg, plots, command, payload,
-                                                    published))
+                                                    published, duplicates))
         files = stage.commit()
     except BaseException:
         stage.abort()
@@ -222,7 +262,14 @@ def _fmt(v):
     return "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.6f}"
 
 
-def _markdown(task, data_desc, protocol, agg, plots, command, payload, published) -> str:
+def _choice_text(info: dict) -> str:
+    text = ", ".join(f"{k}={v}" for k, v in (info.get("choice") or {}).items() if v is not None)
+    if info.get("val_accuracy") is not None:
+        text += f" (val accuracy {info['val_accuracy']:.4f}, best of {len(info.get('grid') or [])} grid points)"
+    return text
+
+
+def _markdown(task, data_desc, protocol, agg, plots, command, payload, published, duplicates=None) -> str:
     lines = [f"# genodiff benchmark: {task}", ""]
     if command:
         lines += ["Reproduce with:", "", "```", command, "```", ""]
@@ -241,6 +288,9 @@ def _markdown(task, data_desc, protocol, agg, plots, command, payload, published
         lines.append(_table_row([name, s["n"], counts, f"{s['min_length']}-{s['max_length']}"]))
     if data_desc.get("notes"):
         lines += [""] + [f"- {n}" for n in data_desc["notes"]]
+    if duplicates:
+        lines += ["", "## Duplicates (exact, either strand)", ""]
+        lines += [f"- {line}" for line in format_duplicates(duplicates)]
     lines += ["", "## Protocol", ""]
     lines += [f"- {k}: {v}" for k, v in protocol.items()]
     lines += ["", "## Results", "",
@@ -263,6 +313,15 @@ def _markdown(task, data_desc, protocol, agg, plots, command, payload, published
         for u in a["units"]:
             lines.append(_table_row([m, u["split"], u["seed"], *[_fmt(u["metrics"][k])[:6] or "n/a" for k in METRICS],
                                      f"{u['n_train']}/{u['n_val']}/{u['n_test']}"]))
+    chosen = [(m, u) for m, a in agg.items() for u in a["units"] if (u.get("info") or {}).get("choice")]
+    if chosen:
+        lines += ["", "### Model selection (inner validation split only)", "",
+                  "Hyper-parameters chosen per split; the whole grid (val accuracy per point) is in results.json "
+                  "(`units[].info.grid`).", "", _table_row(["method", "split", "chosen", "fitted on"]),
+                  _table_row(["---"] * 4)]
+        for m, u in chosen:
+            info = u["info"]
+            lines.append(_table_row([m, u["split"], _choice_text(info), info.get("mode") or info.get("refit_on", "")]))
     lines += ["", "## Plots", ""]
     names = {f"m{i}": m for i, m in enumerate(agg)}
     for p in plots:

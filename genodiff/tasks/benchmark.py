@@ -13,13 +13,20 @@ Protocols: ``cv`` (stratified k-fold on one labeled set, inner stratified train/
 stopping) and ``paper`` (per seed a 90/10 train/val split of the official train split, best checkpoint by val
 accuracy, scored on the official test split). ``auto``: ``paper`` when the task has train and test splits.
 
-Outputs (``output_dir``, else the Hydra run dir): report.md, results.csv, results.json, predictions.csv and PNG
-plots, written to a staging folder and moved into place at the end.
+Methods (``methods=[...]``): ``kmer_lr`` (tuned k-mer logistic regression), ``gkm_svm`` (gapped k-mer kernel
+SVM), ``sk_kmer`` (plain scikit-learn pipelines, one per (k, C), for comparison), ``cnn`` (the GB CNN),
+``neural`` (a genodiff backbone + head). Identical sequences on either strand are reported and, by default,
+kept in one fold (``cv.duplicates=group|drop|keep``).
+
+Outputs (``output_dir``, else the Hydra run dir): report.md (the exact reproduce command first), results.csv,
+results.json, predictions.csv and PNG plots (summary of all methods, per split, confusion, ROC), written to a
+staging folder and moved into place at the end.
 """
 
 from __future__ import annotations
 
 import re
+import shlex
 from importlib import resources
 from pathlib import Path
 from typing import Optional
@@ -32,7 +39,8 @@ from sklearn.model_selection import train_test_split
 
 from genodiff.benchmarks import datasets as ds
 from genodiff.benchmarks.datasets import _stem
-from genodiff.benchmarks.folds import cv_splits, paper_splits
+from genodiff.benchmarks.duplicates import POLICIES, apply_policy, duplicate_report, format_duplicates
+from genodiff.benchmarks.folds import cv_splits, has_duplicates, paper_splits
 from genodiff.benchmarks.gb import GB_TASKS, load_gb_task
 from genodiff.benchmarks.published import PUBLISHED, PUBLISHED_SOURCE, TASK_TITLES
 from genodiff.benchmarks.report import fmt_pm, write_report, write_suite_report
@@ -40,6 +48,7 @@ from genodiff.benchmarks.runner import run_units
 from genodiff.config import to_plain
 from genodiff.data.manifest import shared_root
 from genodiff.errors import InputError
+from genodiff.ops import configure_from
 from genodiff.tasks.run_folder import output_dir
 
 __all__ = ["run", "load_task", "method_specs", "resolve_path"]
@@ -133,7 +142,16 @@ def method_specs(cfg: DictConfig) -> list:
     for name in list(cfg.methods):
         if name == "kmer_lr":
             k = to_plain(cfg.kmer_lr)
-            specs.append({"kind": "kmer_lr", "label": f"k-mer LR (k={','.join(map(str, k['ks']))})", **k})
+            specs.append({"kind": "kmer_lr", "label": "k-mer LR (tuned)", **k})
+        elif name == "gkm_svm":
+            g = to_plain(cfg.gkm_svm)
+            specs.append({"kind": "gkm_svm", "label": f"gkm-SVM (l={g['l']}, k={g['k']})", **g})
+        elif name == "sk_kmer":
+            p = to_plain(cfg.sk_kmer)
+            for k in p["ks"]:
+                for C in p["Cs"]:
+                    specs.append({"kind": "sk_kmer", "label": f"sklearn {k}-mer counts + LR (C={float(C):g})",
+                                  "k": int(k), "C": float(C), "max_iter": p.get("max_iter", 1000)})
         elif name == "cnn":
             c = to_plain(cfg.cnn)
             specs.append({"kind": "cnn", "label": "CNN (GB baseline)", "cnn": c.get("net") or {},
@@ -154,7 +172,8 @@ def method_specs(cfg: DictConfig) -> list:
                           "pooling": head["pooling"], "rc": head["rc"], "dropout": head["dropout"],
                           "train": to_plain(cfg.train)})
         else:
-            raise InputError(f"methods: unknown method '{name}' (choose from kmer_lr, cnn, neural)")
+            raise InputError(f"methods: unknown method '{name}' (choose from kmer_lr, gkm_svm, sk_kmer, cnn, "
+                             "neural)")
     if not specs:
         raise InputError("methods: empty list")
     return specs
@@ -168,10 +187,14 @@ def _backbone_label(name, config: dict) -> str:
 
 # ------------------------------------------------------------------------------------------- run
 def _command(cfg: DictConfig) -> str:
+    """The shell command that reruns this job: every override given, in order (the job's, then Hydra's own
+    ``hydra.*`` ones, which compose the same config), each shell-quoted where needed."""
     if HydraConfig.initialized():
-        ov = [o for o in HydraConfig.get().overrides.task if not o.startswith("task=")]
-        return " ".join(["genodiff benchmark", str(cfg.task), *ov])
-    return f"genodiff benchmark {cfg.task} (composed config in results.json)"
+        hc = HydraConfig.get()
+        ov = [o for o in hc.overrides.task if not o.startswith("task=")]
+        ov += [o for o in hc.overrides.hydra if not o.startswith("hydra.mode=")]
+        return " ".join(["genodiff benchmark", shlex.quote(str(cfg.task)), *map(shlex.quote, ov)])
+    return f"genodiff benchmark {shlex.quote(str(cfg.task))} (composed config in results.json)"
 
 
 def _validate(cfg: DictConfig) -> None:
@@ -179,6 +202,8 @@ def _validate(cfg: DictConfig) -> None:
         raise InputError(f"protocol must be auto, cv or paper, got {cfg.protocol!r}")
     if int(cfg.cv.folds) < 2:
         raise InputError(f"cv.folds must be >= 2, got {cfg.cv.folds}")
+    if cfg.cv.get("duplicates", "group") not in POLICIES:
+        raise InputError(f"cv.duplicates must be one of {', '.join(POLICIES)}, got {cfg.cv.duplicates!r}")
     for key in ("cv.val_fraction", "paper.val_fraction"):
         v = float(OmegaConf.select(cfg, key))
         if not 0.0 <= v < 0.5:
@@ -195,17 +220,21 @@ def run_task(cfg: DictConfig, task: str, out_dir: Path, command: str) -> dict:
         protocol = "paper" if {"train", "test"} <= set(data.splits) else "cv"
     notes = list(data.notes)
     sub = data_cfg.get("subsample")
+    policy = str(cfg.cv.get("duplicates", "group"))
+    dups = duplicate_report(data.splits)
     if protocol == "paper":
         if not {"train", "test"} <= set(data.splits):
             raise InputError(f"protocol=paper needs official train and test splits; task '{task}' has "
                              f"{', '.join(data.splits)} (use protocol=cv)")
         train, test = data.splits["train"], data.splits["test"]
+        train, groups, dups["policy"] = apply_policy(train, policy, against=test)
         if sub:
-            train = train.subset(_subsample(train.labels, int(sub), seed))
+            keep = _subsample(train.labels, int(sub), seed)
+            train, groups = train.subset(keep), (groups[keep] if groups is not None else None)
             notes.append(f"train split subsampled (stratified, seed {seed}) to {len(train)} records")
         sets = {"train": train, "test": test}
         splits = paper_splits(train.labels, len(test), [int(s) for s in cfg.paper.seeds],
-                              float(cfg.paper.val_fraction))
+                              float(cfg.paper.val_fraction), groups)
         proto = {"protocol": "paper: per seed a stratified random (1 - val_fraction)/val_fraction split of the "
                              "official train split, best checkpoint by val accuracy, scored on the official test "
                              "split", "seeds": list(cfg.paper.seeds), "val_fraction": float(cfg.paper.val_fraction)}
@@ -215,18 +244,24 @@ def run_task(cfg: DictConfig, task: str, out_dir: Path, command: str) -> dict:
             which = "all" if "all" in data.splits else ("train" if "train" in data.splits else next(iter(data.splits)))
         if which not in data.splits:
             raise InputError(f"data.split={which}: task '{task}' has splits {', '.join(data.splits)}")
-        labeled = data.splits[which]
+        labeled, groups, dups["policy"] = apply_policy(data.splits[which], policy)
         if sub:
-            labeled = labeled.subset(_subsample(labeled.labels, int(sub), seed))
+            keep = _subsample(labeled.labels, int(sub), seed)
+            labeled, groups = labeled.subset(keep), (groups[keep] if groups is not None else None)
             notes.append(f"labeled set subsampled (stratified, seed {seed}) to {len(labeled)} records")
         sets = {"all": labeled}
-        splits = cv_splits(labeled.labels, int(cfg.cv.folds), seed, float(cfg.cv.val_fraction))
-        proto = {"protocol": f"cv: {int(cfg.cv.folds)}-fold StratifiedKFold(shuffle=True, random_state={seed}) "
+        splits = cv_splits(labeled.labels, int(cfg.cv.folds), seed, float(cfg.cv.val_fraction), groups)
+        kfold = "StratifiedGroupKFold" if has_duplicates(groups) else "StratifiedKFold"
+        proto = {"protocol": f"cv: {int(cfg.cv.folds)}-fold {kfold}(shuffle=True, random_state={seed}) "
                              f"on split '{which}'; per fold a stratified inner train/val split "
-                             f"(val_fraction {float(cfg.cv.val_fraction)}, seed {seed}+1000+fold) for early "
-                             "stopping; the held-out fold is used only for scoring",
+                             f"(val_fraction {float(cfg.cv.val_fraction)}, seed {seed}+1000+fold; grouped like the "
+                             "folds) for early stopping and hyper-parameter choice; the held-out fold is used only "
+                             "for scoring",
                  "folds": int(cfg.cv.folds), "seed": seed, "split": which}
+    proto["duplicates"] = dups["policy"]
     proto["methods"] = [s["label"] for s in specs]
+    for line in format_duplicates(dups):
+        print(f"duplicates (either strand) {line}", flush=True)
     desc = data.describe()
     desc["notes"] = notes
     desc["used"] = {k: {"n": len(v), "class_counts": v.class_counts()} for k, v in sets.items()}
@@ -238,7 +273,7 @@ def run_task(cfg: DictConfig, task: str, out_dir: Path, command: str) -> dict:
     config = to_plain(cfg)
     config["task"] = task
     rep = write_report(out_dir, task=task, data_desc=desc, protocol=proto, results=results, config=config,
-                       command=command, published=published)
+                       command=command, published=published, duplicates=dups)
     return {"task": task, "title": meta.get("title", task), "output_dir": str(out_dir), "files": rep["files"],
             "summary": rep["summary"], "published": published["values"] if published else None,
             "protocol": protocol, "label_map": desc["label_map"]}
@@ -249,6 +284,7 @@ def run(cfg: DictConfig) -> dict:
     if not cfg.get("task"):
         raise InputError("benchmark: missing task (usage: genodiff benchmark <task|path|suite> [key=value ...])")
     _validate(cfg)
+    configure_from(cfg.get("ops"))  # ops.scan_backend (fold workers inherit it through the environment)
     out = output_dir(cfg, "benchmark")
     command = _command(cfg)
     task = str(cfg.task)
@@ -260,9 +296,9 @@ def run(cfg: DictConfig) -> dict:
     tasks = list(cfg.suite.tasks)
     if not tasks:
         raise InputError("suite.tasks: empty list")
-    rows = []
+    rows, used = [], set()
     for t in tasks:
-        sub = re.sub(r"[^A-Za-z0-9._-]+", "_", _stem(Path(str(t)))) or "task"
+        sub = _suite_folder(str(t), used)
         res = run_task(cfg, str(t), out / sub, command)
         _print_summary(res)
         rows.append({"task": str(t), "title": res["title"], "summary": res["summary"],
@@ -270,6 +306,25 @@ def run(cfg: DictConfig) -> dict:
     files = write_suite_report(out, rows, to_plain(cfg), command)
     print(f"suite table: {out / 'suite.md'}")
     return {"task": "suite", "output_dir": str(out), "files": files, "rows": rows}
+
+
+def _suite_folder(task: str, used: set) -> str:
+    """Report folder of a suite task: the file stem, prefixed with parent folders while it is a split name
+    or starts with one (``gue/EMP/H3/test.csv.gz`` -> ``H3_test``, ``gue/tf/0/dev.csv.gz`` -> ``tf_0_dev``), or is
+    already used."""
+    parts = Path(task.split(":", 1)[-1]).parts[:-1]
+    name = _stem(Path(task))
+    i = len(parts) - 1
+    first = name.lower().split("_")[0]
+    while i >= 0 and (first in ds.SPLIT_NAMES or first.isdigit() or name in used):
+        name = f"{parts[i]}_{name}"
+        first = name.lower().split("_")[0]
+        i -= 1
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "task"
+    while name in used:
+        name += "_"
+    used.add(name)
+    return name
 
 
 def _print_summary(res: dict) -> None:

@@ -1,4 +1,5 @@
-"""k-mer featurizer against a naive counter; the k-mer LR baseline learns a planted motif."""
+"""k-mer featurizer against a naive counter, canonical k-mers, the tuned k-mer LR baseline (grid, views,
+selection that never sees the test fold), the plain scikit-learn reference pipelines."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ import numpy as np
 import pytest
 
 from genodiff.benchmarks.datasets import encode_sequences, LabeledSet
-from genodiff.benchmarks.kmer import KmerLogReg, kmer_counts, kmer_features
+from genodiff.benchmarks.kmer import (KmerLogReg, KmerTable, canonical_columns, kmer_count_matrix, kmer_counts,
+                                      kmer_features)
+from genodiff.benchmarks.plain import SklearnKmerLR, decode
+from genodiff.data.genome.alphabet import STR_COMPLEMENT
 
 from bench_helpers import motif_dataset
 
@@ -51,4 +55,83 @@ def test_kmer_lr_learns_motif():
     p = m.predict_proba(te)
     assert p.shape == (50, 2) and np.allclose(p.sum(1), 1)
     assert (p.argmax(1) == te.labels).mean() > 0.85
-    assert set(m.info["val_accuracy_by_C"]) == {"0.1", "1.0"}
+    # every (k or both, canonical, view, C) point scored on val; freq skipped (all records 40 bp)
+    grid = m.info["grid"]
+    assert len(grid) == 3 * 2 * 2 * 2
+    assert {g[0] for g in grid} == {3, 4, "all"} and {g[2] for g in grid} == {"count", "tfidf"}
+    assert set(m.info["choice"]) == {"k", "features", "canonical", "C"}
+    assert m.info["val_accuracy"] == pytest.approx(max(g[4] for g in grid), abs=1e-5)
+    assert m.info["selection"].startswith("5-fold CV of the training part (150 records")
+
+
+def _rc(s: str) -> str:
+    return s.translate(STR_COMPLEMENT)[::-1]
+
+
+@pytest.mark.parametrize("k", [1, 3, 5, 7])
+def test_sparse_counts_and_canonical_columns(k):
+    rng = np.random.default_rng(k)
+    seqs = ["".join(rng.choice(list("ACGTN"), p=[0.24, 0.24, 0.24, 0.24, 0.04], size=n)) for n in (3, 9, 30, 64)]
+    ids, lengths, _, _ = encode_sequences(seqs)
+    X = kmer_count_matrix(ids, lengths, k)
+    assert np.array_equal(X.toarray(), kmer_counts(ids, lengths, k))
+    col, n = canonical_columns(k)
+    assert n == (4 ** k + (4 ** (k // 2) if k % 2 == 0 else 0)) // 2
+    # a sequence and its reverse complement have the same canonical counts
+    both, blen, _, _ = encode_sequences(seqs + [_rc(s) for s in seqs])
+    table = KmerTable(both, blen, (k,))
+    C = table.matrix(k, True).toarray()
+    assert C.shape[1] == n and np.array_equal(C[:len(seqs)], C[len(seqs):])
+    assert np.array_equal(C.sum(1), table.matrix(k, False).toarray().sum(1))
+
+
+def test_freq_view_only_for_variable_lengths():
+    m = KmerLogReg(ks=(3,), combine=True)
+    assert {v for _, _, v in m.grid(equal_lengths=True)} == {"count", "tfidf"}
+    assert {v for _, _, v in m.grid(equal_lengths=False)} == {"count", "freq", "tfidf"}
+
+
+def _motif_set(n=240, length=60, seed=3):
+    seqs, labels = motif_dataset(n, length, seed=seed)
+    rng = np.random.default_rng(seed)
+    seqs = [s[: int(rng.integers(length - 15, length + 1))] for s in seqs]  # variable lengths: freq view too
+    ids, lengths, _, _ = encode_sequences(seqs)
+    return LabeledSet(ids, lengths, np.array(labels), ["0", "1"])
+
+
+def _poisoned(data: LabeledSet, rows: np.ndarray, seed: int = 9) -> LabeledSet:
+    """A copy whose ``rows`` get random sequences and flipped labels."""
+    rng = np.random.default_rng(seed)
+    ids, labels = data.ids.copy(), data.labels.copy()
+    for r in rows:
+        ids[r, : data.lengths[r]] = rng.integers(7, 11, data.lengths[r])
+    labels[rows] = 1 - labels[rows]
+    return LabeledSet(ids, data.lengths.copy(), labels, list(data.classes))
+
+
+@pytest.mark.parametrize("cv_below", [0, 10_000])  # inner val split | 5-fold CV of train + val
+def test_kmer_lr_selection_never_sees_the_test_fold(cv_below):
+    """Poison the test fold (sequences and labels): the grid, the choice and the fitted model are unchanged."""
+    data = _motif_set()
+    train, val, test = np.arange(0, 150), np.arange(150, 180), np.arange(180, 240)
+    kw = dict(ks=(2, 3), Cs=(1e-3, 10.0), cv_below=cv_below)
+    clean = KmerLogReg(**kw).fit_indexed(data, train, val)
+    poisoned = KmerLogReg(**kw, n_jobs=2).fit_indexed(_poisoned(data, test), train, val)
+    assert clean.info["grid"] == poisoned.info["grid"] and clean.info["choice"] == poisoned.info["choice"]
+    assert len(clean.info["grid"]) == 3 * 2 * 3 * 2  # k 2, 3, both x canonical x count/freq/tfidf x C
+    assert np.array_equal(clean.model.coef_, poisoned.model.coef_)
+    assert np.array_equal(clean.predict_proba_indexed(data, test), poisoned.predict_proba_indexed(data, test))
+    # and the test rows do matter when they are part of training (the check has power)
+    leaky = KmerLogReg(**kw).fit_indexed(_poisoned(data, test), np.concatenate([train, test]), val)
+    assert leaky.info["grid"] != clean.info["grid"]
+
+
+def test_plain_sklearn_pipeline():
+    data = _motif_set(160, 40)
+    m = SklearnKmerLR(k=4, C=0.1).fit(data.subset(np.arange(100)), data.subset(np.arange(100, 120)))
+    p = m.predict_proba(data.subset(np.arange(120, 160)))
+    assert p.shape == (40, 2) and (p.argmax(1) == data.labels[120:]).mean() > 0.8
+    seqs = decode(data)
+    vec = m.pipe.steps[0][1]
+    counts = vec.transform(seqs[:3]).toarray().sum(1)
+    assert counts.tolist() == [len(s) - 3 for s in seqs[:3]]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shlex
 import subprocess
 import sys
 
@@ -17,6 +18,7 @@ from genodiff.tasks.benchmark import run
 from bench_helpers import motif_csv, motif_dataset, write_gb_folder
 
 FAST = ["progress=false", "n_jobs=1", "kmer_lr.ks=[2,3]", "kmer_lr.Cs=[1.0]",
+        "kmer_lr.cv_below=0", "gkm_svm.l=5", "gkm_svm.k=3", "gkm_svm.Cs=[1.0]", "gkm_svm.kernels=[linear]",
         "cnn.train.max_steps=6", "cnn.train.eval_every=3", "cnn.train.batch_size=16",
         "train.max_steps=2", "train.eval_every=1", "train.batch_size=16", "train.warmup_steps=1",
         "model.d_model=8", "model.n_layer=1"]
@@ -33,9 +35,17 @@ def test_config_composes_with_presets():
     assert cfg.model.name == "caduceus_ph" and cfg.model.rc == "auto" and cfg.model.init == "/ckpt"
     from genodiff.tasks.benchmark import method_specs
 
-    spec = method_specs(cfg)[2]
+    specs = method_specs(cfg)
+    assert [s["kind"] for s in specs] == ["kmer_lr", "gkm_svm", "cnn", "neural"]
+    spec = specs[3]
     assert spec["name"] == "caduceus_ph" and spec["config"] == {"d_model": 118, "n_layer": 4}
     assert spec["init"] == "/ckpt" and spec["label"] == "caduceus_ph 118x4 [ckpt]"
+    kmer = specs[0]
+    assert kmer["ks"] == [3, 4, 5, 6, 7] and kmer["Cs"][0] == 1e-5 and kmer["Cs"][-1] == 10.0
+    assert kmer["features"] == ["count", "freq", "tfidf"] and kmer["canonical"] == [False, True]
+    plain = method_specs(compose_cfg(["task=x", "methods=[sk_kmer]", "sk_kmer.ks=[4,6]", "sk_kmer.Cs=[0.001,1]"]))
+    assert [s["label"] for s in plain] == [f"sklearn {k}-mer counts + LR (C={c})" for k in (4, 6)
+                                           for c in ("0.001", "1")]
 
 
 def test_cv_report_files(tmp_path):
@@ -43,24 +53,30 @@ def test_cv_report_files(tmp_path):
     out = tmp_path / "out"
     res = run(compose_cfg([f"task={data}", f"output_dir={out}", "cv.folds=3", *FAST]))
     assert res["protocol"] == "cv" and res["label_map"] == {"0": 0, "1": 1}
-    for name in ("report.md", "results.csv", "results.json", "predictions.csv", "per_fold.png",
-                 "confusion_m0.png", "roc_m0.png", "confusion_m2.png"):
+    for name in ("report.md", "results.csv", "results.json", "predictions.csv", "per_fold.png", "summary.png",
+                 "confusion_m0.png", "roc_m0.png", "confusion_m3.png"):
         assert (out / name).is_file(), name
     assert not list(out.glob(".staging-*"))
     payload = json.loads((out / "results.json").read_text())
     assert payload["label_map"] == {"0": 0, "1": 1}
     assert payload["config"]["seed"] == 0 and payload["config"]["cv"]["folds"] == 3
     assert "versions" in payload["environment"] and "git" in payload["environment"]
-    assert len(payload["units"]) == 9
+    assert len(payload["units"]) == 12
     rows = list(csv.DictReader((out / "results.csv").open()))
     methods = {r["method"] for r in rows}
-    assert len(methods) == 3
+    assert len(methods) == 4
     kmer = [r for r in rows if r["method"].startswith("k-mer")]
     folds = [float(r["accuracy"]) for r in kmer if r["split"].startswith("fold")]
     half = [float(r["accuracy"]) for r in kmer if r["split"] == "half_range"][0]
     assert half == pytest.approx((max(folds) - min(folds)) / 2, abs=1e-6)
     report = (out / "report.md").read_text()
     assert "| 0 | `0` |" in report and "| 1 | `1` |" in report
+    # the chosen hyper-parameters of the grid-search baselines, per fold, in the report and results.json
+    assert "### Model selection (inner validation split only)" in report
+    kmer_units = [u for u in payload["units"] if u["method"].startswith("k-mer")]
+    assert all(set(u["info"]["choice"]) == {"k", "features", "canonical", "C"} for u in kmer_units)
+    assert all(u["info"]["grid"] for u in kmer_units)
+    assert "![summary](summary.png)" in report and "![per_fold](per_fold.png)" in report
     preds = list(csv.DictReader((out / "predictions.csv").open()))
     idx = sorted(int(r["test_index"]) for r in preds if r["method"].startswith("k-mer"))
     assert idx == list(range(60))  # every record predicted exactly once across folds
@@ -126,8 +142,9 @@ def test_parallel_equals_serial(tmp_path):
     res = {}
     for jobs in (1, 2):
         out = tmp_path / f"j{jobs}"
-        r = run(compose_cfg([f"task={data}", f"output_dir={out}", "methods=[kmer_lr]", "cv.folds=2", *FAST,
-                             f"n_jobs={jobs}"]))
+        r = run(compose_cfg([f"task={data}", f"output_dir={out}", "methods=[kmer_lr,gkm_svm,sk_kmer]", "cv.folds=2",
+                             *FAST, "gkm_svm.Cs=[0.1,10]", "kmer_lr.Cs=[0.01,1]", "sk_kmer.ks=[3]",
+                             "sk_kmer.Cs=[0.1]", f"n_jobs={jobs}"]))
         res[jobs] = r["summary"]
     assert res[1] == res[2]
 
@@ -156,10 +173,19 @@ def test_cli(tmp_path):
 def test_cli_honours_output_dir(tmp_path):
     """Like every job, the benchmark writes into output_dir= when given (not into Hydra's run folder)."""
     data = motif_csv(tmp_path, 40)
-    out, hydra_dir = tmp_path / "chosen", tmp_path / "hydra"
-    proc = subprocess.run([sys.executable, "-m", "genodiff.cli", "benchmark", str(data), "methods=[kmer_lr]",
-                           "cv.folds=2", f"output_dir={out}", f"hydra.run.dir={hydra_dir}", *FAST],
+    out, hydra_dir = tmp_path / "chosen", tmp_path / "hydra dir"
+    args = [str(data), "methods=[kmer_lr]", "cv.folds=2", f"output_dir={out}", "cv.duplicates=keep",
+            "benchmark/preset=cpu", f"hydra.run.dir={hydra_dir}", *FAST]
+    proc = subprocess.run([sys.executable, "-m", "genodiff.cli", "benchmark", *args],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert (out / "report.md").is_file()
     assert not (hydra_dir / "report.md").exists()
+    # the reproduce command at the top of the report is exact: every override in order (Hydra's own hydra.*
+    # overrides last, which composes the same config), shell-quoted ("hydra dir" has a space)
+    report = (out / "report.md").read_text().splitlines()
+    command = report[report.index("Reproduce with:") + 3]
+    hydra_args = [a for a in args if a.startswith("hydra.")]
+    assert shlex.split(command) == ["genodiff", "benchmark", *[a for a in args if a not in hydra_args], *hydra_args]
+    assert "'hydra.run.dir=" in command
+    assert json.loads((out / "results.json").read_text())["command"] == command

@@ -1,0 +1,61 @@
+"""The docs/results.md table of tuned baselines vs plain scikit-learn pipelines, from a suite run.
+
+    genodiff benchmark suite benchmark/preset=shared_baselines output_dir=<out>
+    python perf/baseline_table.py <out>
+
+One row per task: records, the tuned k-mer LR, gkm-SVM, the best plain pipeline (picked AFTER the fact on the
+test folds, which favours it) and the issue's reference pipeline (4-mer counts, C = 0.001), accuracy mean ±
+(max-min)/2 over the same 5 folds; the last column is tuned k-mer LR minus the best plain pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+PLAIN = "sklearn "
+REFERENCE = "sklearn 4-mer counts + LR (C=0.001)"
+
+
+def name_of(task: str) -> str:
+    rel = task.split(":", 1)[-1]
+    for prefix in ("data/genomic_benchmarks/", "data/gue/"):
+        if rel.startswith(prefix):
+            rel = ("GB " if "genomic" in prefix else "GUE ") + rel[len(prefix):]
+    for suffix in (".csv.gz",):
+        rel = rel[: -len(suffix)] if rel.endswith(suffix) else rel
+    return rel
+
+
+def cell(s: dict) -> str:
+    return f"{s['mean']:.3f} ± {s['half_range']:.3f}"
+
+
+def main(folder: str) -> None:
+    root = Path(folder)
+    suite = json.loads((root / "suite.json").read_text())
+    head = ["task", "records", "k-mer LR (tuned)", "gkm-SVM", "best plain pipeline (post hoc)", "plain 4-mer, C=0.001",
+            "tuned - best plain"]
+    print("| " + " | ".join(head) + " |")
+    print("| " + " | ".join(["---"] * len(head)) + " |")
+    wins = 0
+    for row in suite["rows"]:
+        res = json.loads((root / row["report_dir"] / "results.json").read_text())
+        n = sum(v["n"] for v in res["data"]["used"].values())
+        acc = {m: s["accuracy"] for m, s in row["summary"].items()}
+        tuned = next(v for m, v in acc.items() if m.startswith("k-mer LR"))
+        gkm = next((v for m, v in acc.items() if m.startswith("gkm-SVM")), None)
+        plain = {m: v for m, v in acc.items() if m.startswith(PLAIN)}
+        best = max(plain, key=lambda m: plain[m]["mean"])
+        short = best[len(PLAIN):].replace(" counts + LR", "")
+        delta = tuned["mean"] - plain[best]["mean"]
+        wins += max(tuned["mean"], gkm["mean"] if gkm else 0) >= plain[best]["mean"]
+        print("| " + " | ".join([name_of(row["task"]), f"{n:,}", cell(tuned), cell(gkm) if gkm else "",
+                                 f"{cell(plain[best])} ({short})", cell(plain[REFERENCE]) if REFERENCE in plain else "",
+                                 f"{delta:+.3f}"]) + " |")
+    print(f"\n{wins} of {len(suite['rows'])} tasks: the better tuned baseline >= the best plain pipeline")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
