@@ -75,15 +75,26 @@ register(Job("evaluate", "held-out NELBO, bits per base (or token) and perplexit
                    "[samples=<samples.jsonl> eval_model=<AR export>]"))
 register(Job("sample", "generate DNA (FASTA) or text from a trained model; prefix/suffix/infilling conditioning",
              "sample", "genodiff.tasks.sample", positionals=("kind",),
-             usage="genodiff sample [dna|text] checkpoint=<run_or_export> [num_samples=N length=L sampler=...]",
+             usage="genodiff sample [dna|text] [checkpoint=<run_or_export>] [num_samples=N length=L sampler=...] "
+                   "(dna without checkpoint: the bundled model)",
              choices={"kind": ("dna", "text")}))
 register(Job("score", "per-sequence NELBO / bits per base of a FASTA, or variant effect scores from a VCF/TSV",
              "score", "genodiff.tasks.score", positionals=("mode",),
-             usage="genodiff score [sequences|variants] checkpoint=<run_or_export> input=<fasta|vcf|tsv> ...",
+             usage="genodiff score [sequences|variants] [checkpoint=<run_or_export>] input=<fasta|vcf|tsv> ... "
+                   "(no checkpoint: the bundled model)",
              choices={"mode": ("sequences", "variants")}))
+register(Job("models", "list the pretrained model(s) bundled with genodiff and local exports; print a model card",
+             "models", "genodiff.tasks.models", positionals=("action", "target"),
+             usage="genodiff models [search=<folder>] | genodiff models show <name|path>",
+             choices={"action": ("list", "show")}))
 register(Job("analyze", "GC, k-mer spectra and JS divergence, repeats and duplicates of generated vs reference FASTA",
              "analyze", "genodiff.tasks.analyze",
              usage="genodiff analyze samples=<fasta> reference=<fasta> [markov=<fasta>] [ar=<fasta>]"))
+register(Job("serve", "a local web app (Gradio; pip install 'genodiff[app]'): generate, infill, score, variant "
+             "effects and analysis in the browser, each request running the same task as this CLI",
+             "serve", "genodiff.app.serve",
+             usage="genodiff serve [checkpoint=<run_or_export>] [data_dir=<folder>] [host=127.0.0.1 port=7860] "
+                   "[limits.max_length=N ...]"))
 register(Job("benchmark", "genomic classification benchmark (5-fold CV or official split) with baselines and reports",
              "benchmark", "genodiff.tasks.benchmark", positionals=("task",),
              usage="genodiff benchmark <task|path|suite> [model=...] [key=value ...]"))

@@ -64,7 +64,7 @@ def test_planted_cycle_breaks_acyclicity(package_copy):
 
 # Imports inside functions are kept only for optional packages and for measured start-up costs.
 OPTIONAL_PACKAGES = {"mamba_ssm", "causal_conv1d", "triton", "numba", "tokenizers", "transformers", "huggingface_hub",
-                     "datasets", "pyarrow", "fastparquet", "IPython"}
+                     "datasets", "pyarrow", "fastparquet", "IPython", "gradio"}
 START_UP_EXCEPTIONS = {
     # `genodiff --help` and override errors stay fast: importing hydra costs ~0.3 s
     ("genodiff/cli.py", "hydra"), ("genodiff/cli.py", "hydra.core.override_parser.overrides_parser"),

@@ -15,7 +15,7 @@ from genodiff.cli import JOBS
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 TEXT_BASE = "text_base"
 RUN_DIR_FILE = "hydra/output/job.yaml"
-NO_RUN_FOLDER_JOBS = {"info", "data"}  # run in the current folder, write no .hydra/
+NO_RUN_FOLDER_JOBS = {"info", "data", "models"}  # run in the current folder, write no .hydra/
 
 
 def _load(relative: str) -> dict:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 import subprocess
 import sys
+import tarfile
 import tomllib
 import zipfile
 from pathlib import Path
@@ -87,6 +89,43 @@ def test_wheel_contains_configs_and_manifests(wheel):
     manifests = sorted(n for n in names if n.startswith("genodiff/data_manifests/") and n.endswith(".yaml"))
     assert manifests == sorted("genodiff/data_manifests/" + p.name for p in (REPO_ROOT / "data_manifests").glob("*.yaml"))
     assert "genodiff/cli.py" in names
+
+
+def _resource_files() -> list[str]:
+    """Every file under genodiff/resources/ (the bundled models included), as archive paths below the package."""
+    root = REPO_ROOT / "genodiff"
+    return sorted(p.relative_to(root).as_posix() for p in (root / "resources").rglob("*")
+                  if p.is_file() and "__pycache__" not in p.parts)
+
+
+def test_package_data_globs_cover_bundled_models():
+    """A bundled model's three files match the package-data globs (so the wheel test below covers models added
+    later); a file one folder deeper does not (the globs are not catch-alls)."""
+    globs = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["genodiff"]
+    for name in ("model.safetensors", "genodiff.json", "MODEL_CARD.md"):
+        path = f"resources/models/caduceus-ps-tiny-hg38chr2/{name}"
+        assert any(fnmatch.fnmatchcase(path, g) and g.count("/") == path.count("/") for g in globs), path
+    deeper = "resources/models/m/sub/model.safetensors"
+    assert not any(fnmatch.fnmatchcase(deeper, g) and g.count("/") == deeper.count("/") for g in globs)
+
+
+def test_wheel_ships_every_resource_file(wheel):
+    """The bundled models (and every other resource file) are in the wheel: a bundled model file missing from
+    the package data fails here."""
+    names = set(zipfile.ZipFile(wheel).namelist())
+    missing = [f for f in _resource_files() if f"genodiff/{f}" not in names]
+    assert not missing, f"not in the wheel: {missing}"
+    assert "genodiff/resources/models/README.md" in names
+
+
+def test_sdist_ships_every_resource_file(tmp_path):
+    subprocess.run([sys.executable, "-c", f"from setuptools import build_meta; build_meta.build_sdist({str(tmp_path)!r})"],
+                   cwd=REPO_ROOT, check=True, capture_output=True, timeout=300)
+    (sdist,) = tmp_path.glob("genodiff-*.tar.gz")
+    with tarfile.open(sdist) as archive:
+        names = {n.split("/", 1)[1] for n in archive.getnames() if "/" in n}
+    missing = [f for f in _resource_files() if f"genodiff/{f}" not in names]
+    assert not missing, f"not in the sdist: {missing}"
 
 
 def test_installed_wheel_cli_resolves_packaged_configs(wheel, tmp_path):

@@ -57,6 +57,7 @@ class LabeledSet:
     source: str = ""
     n_truncated: int = 0
     n_ambiguous: int = 0
+    kind: str = "dna"  # "text": ids of a text tokenizer (int32, padded with its [PAD]; genodiff.benchmarks.text_tasks)
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -65,7 +66,8 @@ class LabeledSet:
         index = np.asarray(index)
         lengths = self.lengths[index]
         L = int(lengths.max()) if lengths.size else 0
-        return LabeledSet(self.ids[index, :L], lengths, self.labels[index], list(self.classes), self.source)
+        return LabeledSet(self.ids[index, :L], lengths, self.labels[index], list(self.classes), self.source,
+                          kind=self.kind)
 
     def class_counts(self) -> dict:
         counts = np.bincount(self.labels, minlength=len(self.classes))

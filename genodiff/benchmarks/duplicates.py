@@ -29,7 +29,10 @@ POLICIES = ("group", "drop", "keep")
 
 
 def canonical_keys(data) -> list:
-    """``min(seq, revcomp(seq))`` (bytes) of every record of a LabeledSet."""
+    """``min(seq, revcomp(seq))`` (bytes) of every record of a LabeledSet; text sets (``kind="text"``, no
+    strands): the token ids themselves."""
+    if getattr(data, "kind", "dna") == "text":
+        return [data.ids[i, :n].tobytes() for i, n in enumerate(np.asarray(data.lengths))]
     text = ID_TO_BYTE[data.ids]
     keys = []
     for i, n in enumerate(np.asarray(data.lengths)):
@@ -56,7 +59,7 @@ def split_summary(data, keys=None) -> dict:
     in_groups = int(sizes[dup].sum())
     conflicting, conflicting_records, both_strands = 0, 0, 0
     if dup.size:
-        text = ID_TO_BYTE[data.ids]
+        text = ID_TO_BYTE[data.ids] if getattr(data, "kind", "dna") != "text" else data.ids
         members: dict = {}
         for i in np.flatnonzero(np.isin(groups, dup)):
             members.setdefault(int(groups[i]), []).append(int(i))

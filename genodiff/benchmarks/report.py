@@ -23,7 +23,7 @@ from sklearn.metrics import confusion_matrix, roc_curve
 
 from genodiff.analysis.plots import finish_figure, new_figure
 from genodiff.benchmarks.duplicates import format_duplicates
-from genodiff.benchmarks.metrics import METRICS, summarize
+from genodiff.benchmarks.metrics import METRICS, paired_comparison, summarize
 from genodiff.benchmarks.published import PUBLISHED_MODELS, PUBLISHED_SOURCE
 
 __all__ = ["aggregate", "environment", "write_report", "fmt_pm", "StagedOutput", "write_suite_report"]
@@ -214,10 +214,31 @@ def _clean(o):
     return o
 
 
+def paired_results(agg: dict, pairs: list) -> list:
+    """For each ``(a, b)`` method pair: :func:`paired_comparison` of every metric over the splits both ran,
+    matched by ``(split, seed)``. Pairs with a method that did not run are skipped."""
+    out = []
+    for a, b in pairs:
+        if a not in agg or b not in agg:
+            continue
+        units_b = {(u["split"], u["seed"]): u for u in agg[b]["units"]}
+        matched = [(u, units_b[(u["split"], u["seed"])]) for u in agg[a]["units"] if (u["split"], u["seed"]) in units_b]
+        if len(matched) < 2:
+            continue
+        out.append({"a": a, "b": b, "splits": [ua["split"] for ua, _ in matched],
+                    "metrics": {k: paired_comparison([ua["metrics"][k] for ua, _ in matched],
+                                                     [ub["metrics"][k] for _, ub in matched]) for k in METRICS}})
+    return out
+
+
 def write_report(out_dir, *, task: str, data_desc: dict, protocol: dict, results: list, config: dict,
-                 command: str = "", published: Optional[dict] = None, duplicates: Optional[dict] = None) -> dict:
-    """Write the report of one task. Returns ``{"files": [...], "summary": {method: {metric: summary}}}``."""
+                 command: str = "", published: Optional[dict] = None, duplicates: Optional[dict] = None,
+                 paired: Optional[list] = None) -> dict:
+    """Write the report of one task. Returns ``{"files": [...], "summary": {method: {metric: summary}}}``.
+    ``paired``: ``(a, b)`` method labels to compare split by split (differences a - b with a paired t-test and
+    an exact Wilcoxon test; ``results.json`` ``paired``)."""
     agg = aggregate(results)
+    comparisons = paired_results(agg, paired or [])
     classes = data_desc["classes"]
     stage = StagedOutput(out_dir)
     try:
@@ -244,13 +265,13 @@ def write_report(out_dir, *, task: str, data_desc: dict, protocol: dict, results
         summary = {m: a["summary"] for m, a in agg.items()}
         payload = {"task": task, "command": command, "data": data_desc, "label_map": data_desc["label_map"],
                    "protocol": protocol, "config": config, "environment": environment(),
-                   "summary": summary, "duplicates": duplicates,
+                   "summary": summary, "duplicates": duplicates, "paired": comparisons,
                    "units": [{k: v for k, v in u.items() if k not in ("proba", "y_true", "test_index")}
                              for u in results],
                    "confusion": {m: a.get("confusion") for m, a in agg.items()}}
         (folder / "results.json").write_text(json.dumps(_clean(payload), indent=2, default=_json_default) + "\n")
         (folder / "report.md").write_text(_markdown(task, data_desc, protocol, agg, plots, command, payload,
-                                                    published, duplicates))
+                                                    published, duplicates, comparisons))
         files = stage.commit()
     except BaseException:
         stage.abort()
@@ -269,7 +290,23 @@ def _choice_text(info: dict) -> str:
     return text
 
 
-def _markdown(task, data_desc, protocol, agg, plots, command, payload, published, duplicates=None) -> str:
+def _paired_lines(comparisons: list) -> list:
+    lines = ["", "### Paired comparisons (same splits)", "",
+             "Difference A - B per split, mean ± (max-min)/2; wins/ties/losses of A; two-sided p-values of the paired "
+             "t-test and of the exact Wilcoxon signed-rank test (with 5 splits its smallest possible p is 0.0625).", "",
+             _table_row(["A", "B", "metric", "A - B", "per split", "wins/ties/losses", "paired t p", "Wilcoxon p"]),
+             _table_row(["---"] * 8)]
+    for c in comparisons:
+        for k in ("accuracy", "auroc"):
+            r = c["metrics"][k]
+            lines.append(_table_row([c["a"], c["b"], k, f"{r['diff_mean']:+.4f} ± {r['diff_half_range']:.4f}",
+                                     " ".join(f"{d:+.3f}" for d in r["diff"]), f"{r['wins']}/{r['ties']}/{r['losses']}",
+                                     f"{r['t_pvalue']:.3g}", f"{r['wilcoxon_pvalue']:.3g}"]))
+    return lines
+
+
+def _markdown(task, data_desc, protocol, agg, plots, command, payload, published, duplicates=None,
+              comparisons=None) -> str:
     lines = [f"# genodiff benchmark: {task}", ""]
     if command:
         lines += ["Reproduce with:", "", "```", command, "```", ""]
@@ -307,6 +344,8 @@ def _markdown(task, data_desc, protocol, agg, plots, command, payload, published
         lines += ["", f"Published accuracy for reference ({published['source']}).{caveat}", "",
                   _table_row(list(published["values"])), _table_row(["---"] * len(published["values"])),
                   _table_row([f"{v[0]:.3f} ± {v[1]:.3f}" for v in published["values"].values()])]
+    if comparisons:
+        lines += _paired_lines(comparisons)
     lines += ["", "### Per split", "", _table_row(["method", "split", "seed", *METRICS, "n_train/val/test"]),
               _table_row(["---"] * (len(METRICS) + 4))]
     for m, a in agg.items():

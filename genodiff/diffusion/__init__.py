@@ -18,6 +18,8 @@ Modules:
   sequences: :func:`genodiff.generate.conditioning.fill`); conditioning on known positions;
   :class:`Sampler` / :class:`SamplerConfig`.
 * :mod:`.likelihood`  -- :func:`estimate_nelbo` (mean, standard error, bits/token, perplexity bound).
+* :mod:`.plaid`       -- Plaid: Gaussian diffusion on learned token embeddings (VDM bound, learned schedule
+  endpoints, self-conditioning, ancestral sampler); its denoiser takes continuous inputs ``[B, L, C]``.
 * :mod:`.testing`     -- exhaustive tiny worlds with the exact denoiser (verification).
 """
 
@@ -35,6 +37,7 @@ from genodiff.diffusion.objectives import (  # noqa: F401
     SEDDObjective,
     make_objective,
 )
+from genodiff.diffusion.plaid import PlaidConfig, PlaidObjective, plaid_sample  # noqa: F401
 from genodiff.diffusion.process import mask_tokens, stratified_times, subs_log_probs  # noqa: F401
 from genodiff.diffusion.sampling import (  # noqa: F401
     SampleOutput,

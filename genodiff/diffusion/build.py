@@ -7,6 +7,7 @@ from typing import Any
 
 from genodiff.diffusion.mlm import MLMObjective
 from genodiff.diffusion.objectives import make_objective
+from genodiff.diffusion.plaid import PlaidObjective
 from genodiff.diffusion.vocab import DiffusionVocab
 from genodiff.errors import InputError
 
@@ -23,12 +24,15 @@ def make_vocab(spec: Any) -> DiffusionVocab:
 
 
 def build_objective(spec: dict, vocab: DiffusionVocab):
-    """The objective ``{"name": "mdlm"|"ar"|"sedd"|"d3pm"|"mlm", **config}`` over ``vocab``."""
+    """The objective ``{"name": "mdlm"|"ar"|"sedd"|"d3pm"|"mlm"|"plaid", **config}`` over ``vocab``."""
     spec = dict(spec)
     if spec.get("name") == "mlm":
         spec.pop("name")
         return MLMObjective(spec, vocab=vocab)
     try:
+        if spec.get("name") == "plaid":  # an nn.Module: learned embeddings and schedule endpoints
+            spec.pop("name")
+            return PlaidObjective(spec, vocab=vocab)
         return make_objective(spec, vocab=vocab)
     except (ValueError, TypeError) as exc:
         raise InputError(f"objective: {exc}") from None

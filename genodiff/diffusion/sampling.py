@@ -35,6 +35,12 @@ Samplers:
 * :func:`ar_sample` -- left-to-right sampling for the AR baseline.
 * :class:`Sampler` -- dispatch from a :class:`SamplerConfig` (or a plain dict via
   :func:`make_sampler`).
+
+Guidance (class labels; classifier-free or classifier guidance) is a denoiser wrapper,
+:mod:`genodiff.diffusion.guidance`: the guided denoiser returns the tilted log-probabilities of ``x_theta``, so
+the ancestral, cached, first-hitting and AR samplers run it unchanged (with guidance scale 0 the classifier-free
+wrapper returns the conditional denoiser's own output: the samples are bit-identical). The SEDD sampler reads
+its logits as unnormalised scores and is not used with guidance.
 """
 
 from __future__ import annotations

@@ -55,22 +55,53 @@ LN2 = math.log(2.0)
 
 @dataclass
 class Draws:
-    """Random numbers for K estimator draws on windows of length L (float64): ``u`` [K], ``keys`` [K, L]."""
+    """Random numbers for K estimator draws on windows of length L (float64): ``u`` [K], ``keys`` [K, L].
+
+    ``index`` (LongTensor[B, L] or None): per-row position permutations (:meth:`permuted`); row b, position
+    l then uses ``keys[k, index[b, l]]``. None: every row uses ``keys[k]`` as is."""
 
     u: torch.Tensor
     keys: torch.Tensor
     method: str
+    index: torch.Tensor | None = None
 
     @property
     def K(self) -> int:
         return int(self.u.shape[0])
 
+    def row_keys(self, k: int, B: int) -> torch.Tensor:
+        """Keys of draw k for a batch of B rows: FloatTensor[B, L]."""
+        return self.keys[k].expand(B, -1) if self.index is None else self.keys[k][self.index]
+
     def mirrored(self) -> "Draws":
         """The same draws with position l mapped to L-1-l (for scoring a reverse complement)."""
+        if self.index is not None:
+            return Draws(self.u, self.keys, self.method, torch.flip(self.index, dims=[-1]))
         return Draws(self.u, torch.flip(self.keys, dims=[-1]), self.method)
 
+    def permuted(self, index: torch.Tensor) -> "Draws":
+        """Per-row position permutations: row b, position l gets the key of position ``index[b, l]``.
+
+        ``index``: LongTensor[B, L], each row a permutation of ``0..L-1`` fixed before the draws are seen.
+        A fixed permutation of i.i.d. U[0, 1) keys is again i.i.d. U[0, 1), so each row's estimate stays
+        unbiased; the point is the coupling: a base that sits at position l in one window and at position
+        l' in another (the ref and alt windows of an indel) gets the same key in both, hence the same
+        masked / unmasked state in every draw (common random numbers). :meth:`mirrored` is the special case
+        ``index[b, l] = L - 1 - l``. The keys are gathered per draw (memory O(B L), not O(K B L)).
+        """
+        if self.index is not None:
+            raise ValueError("permuted: draws are already per-row")
+        index = torch.as_tensor(index, dtype=torch.long, device=self.keys.device)
+        L = self.keys.shape[-1]
+        if index.dim() != 2 or index.shape[1] != L:
+            raise ValueError(f"permuted: index must be [B, {L}], got {tuple(index.shape)}")
+        if not torch.equal(index.sort(dim=1).values, torch.arange(L, device=index.device).expand_as(index)):
+            raise ValueError("permuted: every row of index must be a permutation of 0..L-1")
+        return Draws(self.u, self.keys, self.method, index)
+
     def to(self, device) -> "Draws":
-        return Draws(self.u.to(device), self.keys.to(device), self.method)
+        index = None if self.index is None else self.index.to(device)
+        return Draws(self.u.to(device), self.keys.to(device), self.method, index)
 
 
 def pick_method(objective, requested: str = "auto") -> str:
@@ -90,7 +121,8 @@ def make_draws(K: int, L: int, method: str, seed: int) -> Draws:
 
 @torch.no_grad()
 def nelbo_with_draws(objective, denoiser, x0: torch.Tensor, draws: Draws) -> NELBOEstimate:
-    """NELBO of each row of ``x0`` (LongTensor[B, L]) using ``draws`` (shared by all rows).
+    """NELBO of each row of ``x0`` (LongTensor[B, L]) using ``draws`` (shared by all rows, or permuted per
+    row: :meth:`Draws.permuted`).
 
     The AR objective is exact (K = 1 value, stderr 0). Returns float64 CPU tensors.
     """
@@ -101,6 +133,8 @@ def nelbo_with_draws(objective, denoiser, x0: torch.Tensor, draws: Draws) -> NEL
     B, L = x0.shape
     if draws.keys.shape[-1] != L:
         raise ValueError(f"draws are for length {draws.keys.shape[-1]}, sequences have length {L}")
+    if draws.index is not None and draws.index.shape[0] != B:
+        raise ValueError(f"per-row draws are for {draws.index.shape[0]} rows, the batch has {B}")
     dev = x0.device
     d = draws.to(dev)
     vocab = objective.vocab
@@ -109,7 +143,7 @@ def nelbo_with_draws(objective, denoiser, x0: torch.Tensor, draws: Draws) -> NEL
     n = scored.sum(-1)
     vals = []
     for k in range(d.K):
-        keys = d.keys[k].expand(B, L)
+        keys = d.row_keys(k, B)
         if d.method == "num_masked":
             if not isinstance(objective, MDLMObjective) or objective.config.time_conditioning:
                 raise ValueError("method=num_masked needs an MDLM objective without time conditioning")

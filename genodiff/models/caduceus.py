@@ -13,6 +13,14 @@ Semantics reproduced exactly (see ``../shared/fixtures/caduceus_parity/README.md
 separate residual stream, vocabulary padding, and for PS with ``fused_add_norm`` the official fused block's
 channel-half swap at every layer (the final norm does not swap). Caduceus has no attention mask: ``[PAD]``
 and ``[MASK]`` are ordinary tokens and both scan directions run through them.
+
+Class labels (genodiff's extension, ``num_classes > 0``): ``backbone.embeddings.label_embeddings`` is an
+``nn.Embedding(num_classes + 1, d_model)`` (the last row is the null label of label dropout), zero-initialised,
+whose row ``c_y`` is added to the token embedding at every position. Caduceus-PS adds ``[c_y | flip(c_y)]``
+to its (B, L, 2d) state: that vector is its own reverse complement (``rc_hidden`` flips L, a no-op on a
+constant, and the channels, which swaps the halves back), so the label enters both strands identically and
+``model(rc(x), y) == rc_logits(model(x, y))`` holds exactly. With ``num_classes = 0`` there is no such module
+and the model is the official one, bit for bit.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ from genodiff.models.rcps import (
     RCPSLMHead,
     RCPSWrapper,
     complement_tensor,
+    rc_hidden,
     rc_ids,
     rc_logits,
     rcps_add_norm,
@@ -68,6 +77,13 @@ class CaduceusConfig(MambaBackboneConfig):
     rcps: bool = False
     complement_map: Optional[Any] = None
     gradient_checkpointing_stride: int = 1  # accepted for config compatibility; unused
+    #: class-conditional model (genodiff, not in the official config): ``num_classes`` labels plus the null
+    #: label ``num_classes`` (label dropout, classifier-free guidance); 0 = unconditional (no label parameters)
+    num_classes: int = 0
+    #: continuous inputs (genodiff, not in the official config): ``input_dim > 0`` adds
+    #: ``backbone.embeddings.input_proj`` (Linear(input_dim, d_model), no bias) and the model also takes float
+    #: inputs (B, L, input_dim) in place of token ids (see :meth:`Caduceus.embed`); 0 = ids only (no such module)
+    input_dim: int = 0
 
     def __post_init__(self):
         self.ssm_cfg = check_ssm_cfg(self.ssm_cfg, "CaduceusConfig")
@@ -76,6 +92,10 @@ class CaduceusConfig(MambaBackboneConfig):
                              f"got {self.bidirectional_strategy!r}")
         if self.d_model <= 0 or self.n_layer < 0:
             raise ValueError("CaduceusConfig: d_model must be > 0 and n_layer >= 0")
+        if int(self.num_classes) < 0:
+            raise ValueError(f"CaduceusConfig: num_classes must be >= 0, got {self.num_classes}")
+        if int(self.input_dim) < 0:
+            raise ValueError(f"CaduceusConfig: input_dim must be >= 0, got {self.input_dim}")
 
     @property
     def padded_vocab_size(self) -> int:
@@ -194,6 +214,11 @@ class Caduceus(nn.Module):
                               rescale_prenorm_residual=icfg.get("rescale_prenorm_residual", True),
                               n_residuals_per_layer=icfg.get("n_residuals_per_layer", 1))
         self.tie_weights()
+        if config.num_classes:  # created last: an unconditional model draws exactly the official init
+            self.backbone.embeddings.label_embeddings = nn.Embedding(int(config.num_classes) + 1, d)
+            nn.init.zeros_(self.backbone.embeddings.label_embeddings.weight)  # starts as the unconditional model
+        if config.input_dim:  # created last too: a model without continuous inputs is unchanged
+            self.backbone.embeddings.input_proj = nn.Linear(int(config.input_dim), d, bias=False)
 
     # ------------------------------------------------------------------ weights
     def tie_weights(self) -> None:
@@ -216,15 +241,85 @@ class Caduceus(nn.Module):
         """(padded_vocab,) long tensor: id of the complement of each token."""
         return self._complement
 
-    # ------------------------------------------------------------------ forward
-    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """input_ids (B, L) -> embeddings (B, L, D')."""
-        return self.backbone.embeddings.word_embeddings(input_ids)
+    # ------------------------------------------------------------------ labels
+    @property
+    def num_classes(self) -> int:
+        """Number of class labels (0: unconditional model); the null label id is ``num_classes``."""
+        return int(self.config.num_classes)
 
-    def backbone_forward(self, input_ids: torch.Tensor, output_layers: bool = False):
+    def label_hidden(self, label: Optional[torch.Tensor], batch: int, device) -> Optional[torch.Tensor]:
+        """The label's contribution to the embeddings, (B, 1, D') (see the module docstring), or None.
+
+        ``label``: LongTensor[B] (or a scalar) in ``0..num_classes`` (``num_classes`` = null label); None on a
+        conditional model means the null label. A label on an unconditional model is a ``ValueError``.
+        """
+        if not self.config.num_classes:
+            if label is not None:
+                raise ValueError("Caduceus: a class label was given but the model is unconditional (num_classes=0)")
+            return None
+        if label is None:
+            label = torch.full((batch,), self.num_classes, dtype=torch.long, device=device)
+        label = torch.as_tensor(label, dtype=torch.long, device=device).reshape(-1).expand(batch)
+        c = self.backbone.embeddings.label_embeddings(label)[:, None, :]  # (B, 1, d)
+        if self.config.rcps:
+            c = torch.cat([c, c.flip(-1)], dim=-1)  # [c | flip(c)] == rc_hidden of itself
+        return c
+
+    # ------------------------------------------------------------------ forward
+    def embed(self, input_ids: Optional[torch.Tensor], label: Optional[torch.Tensor] = None,
+              onehot: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """input_ids (B, L) -> embeddings (B, L, D'), plus the label's vector (see :meth:`label_hidden`).
+
+        Float ``input_ids`` (B, L, input_dim) are continuous inputs (``input_dim > 0``): :meth:`_embed_continuous`.
+
+        ``onehot`` (B, L, V <= padded vocab) float instead of ``input_ids``: the same embeddings as a linear
+        function of one-hot rows (equal for exact one-hot inputs; differentiable, for first-order classifier
+        guidance).
+        """
+        if input_ids is not None and input_ids.is_floating_point():
+            h = self._embed_continuous(input_ids)
+        elif onehot is None:
+            h = self.backbone.embeddings.word_embeddings(input_ids)
+        else:
+            h = self._embed_onehot(onehot)
+        c = self.label_hidden(label, h.shape[0], h.device)
+        return h if c is None else h + c.to(h.dtype)
+
+    def _embed_continuous(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Float inputs (B, L, input_dim) -> (B, L, D') through ``input_proj`` W (continuous diffusion, e.g. Plaid).
+
+        Ph: ``W v``. PS: ``[W v | rc_hidden(W rc_hidden(v))]``: the reverse complement of a continuous input is
+        taken to be its flip over length *and channels* (the RCPS convention for hidden states), so the model is
+        exactly RC-equivariant, ``model(rc_hidden(v)) == rc_logits(model(v))``, for inputs whose channel layout
+        makes the flip the complement (see :mod:`genodiff.diffusion.plaid`).
+        """
+        proj = getattr(self.backbone.embeddings, "input_proj", None)
+        if proj is None or inputs.shape[-1] != self.config.input_dim:
+            raise ValueError(f"Caduceus: float inputs with {inputs.shape[-1]} channels need input_dim="
+                             f"{inputs.shape[-1]} (the model has input_dim={self.config.input_dim})")
+        inputs = inputs.to(proj.weight.dtype)
+        if not self.config.rcps:
+            return proj(inputs)
+        return torch.cat([proj(inputs), rc_hidden(proj(rc_hidden(inputs)))], dim=-1)
+
+    def _embed_onehot(self, onehot: torch.Tensor) -> torch.Tensor:
+        V = self.config.padded_vocab_size
+        if onehot.shape[-1] > V:
+            raise ValueError(f"Caduceus: one-hot inputs have {onehot.shape[-1]} > {V} columns")
+        onehot = torch.nn.functional.pad(onehot, (0, V - onehot.shape[-1]))
+        emb = self.backbone.embeddings.word_embeddings
+        if not self.config.rcps:
+            return onehot @ emb.weight
+        w = emb.embedding.weight
+        rc = onehot.flip(-2)[..., self._complement]  # one-hot of rc(ids): rc(ids)[l] = comp[ids[L-1-l]]
+        return torch.cat([onehot @ w, rc_hidden(rc @ w)], dim=-1)
+
+    def backbone_forward(self, input_ids: Optional[torch.Tensor], output_layers: bool = False,
+                         label: Optional[torch.Tensor] = None, onehot: Optional[torch.Tensor] = None):
         """input_ids (B, L) -> final hidden (B, L, D'); with ``output_layers`` also a dict of per-stage tensors
-        (``embeddings`` (B, L, D'), ``layer_hidden`` / ``layer_residual``: lists of n_layer (B, L, D'))."""
-        h = self.embed(input_ids)
+        (``embeddings`` (B, L, D'), ``layer_hidden`` / ``layer_residual``: lists of n_layer (B, L, D')).
+        ``label`` / ``onehot``: see :meth:`embed`."""
+        h = self.embed(input_ids, label, onehot)
         extra = {"embeddings": h, "layer_hidden": [], "layer_residual": []} if output_layers else None
         residual = None
         for layer in self.backbone.layers:
@@ -240,17 +335,19 @@ class Caduceus(nn.Module):
             out = add_norm(h, residual, self.backbone.norm_f, prenorm=False)
         return (out, extra) if output_layers else out
 
-    def hidden_states(self, input_ids: torch.Tensor, time: Optional[torch.Tensor] = None,
-                      attention_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """input_ids (B, L) -> hidden states after ``norm_f`` (B, L, D')."""
-        return self.backbone_forward(input_ids)
+    def hidden_states(self, input_ids: Optional[torch.Tensor], time: Optional[torch.Tensor] = None,
+                      attention_mask: Optional[torch.Tensor] = None, label: Optional[torch.Tensor] = None,
+                      onehot: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """input_ids (B, L) -> hidden states after ``norm_f`` (B, L, D'). ``label`` / ``onehot``: :meth:`embed`."""
+        return self.backbone_forward(input_ids, label=label, onehot=onehot)
 
     features = hidden_states
 
     def forward(self, input_ids: torch.Tensor, time: Optional[torch.Tensor] = None,
-                attention_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """input_ids (B, L) long -> logits (B, L, padded_vocab) float32."""
-        return self.lm_head(self.backbone_forward(input_ids)).float()
+                attention_mask: Optional[torch.Tensor] = None, label: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """input_ids (B, L) long, or (B, L, input_dim) float (continuous inputs, :meth:`embed`) [, label
+        LongTensor[B]] -> logits (B, L, padded_vocab) float32."""
+        return self.lm_head(self.backbone_forward(input_ids, label=label)).float()
 
     # ------------------------------------------------------------------ RC helpers
     def rc_input(self, input_ids: torch.Tensor) -> torch.Tensor:
@@ -258,12 +355,16 @@ class Caduceus(nn.Module):
         return rc_ids(input_ids, self._complement)
 
     def conjoined_logits(self, input_ids: torch.Tensor, time: Optional[torch.Tensor] = None,
-                         attention_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+                         attention_mask: Optional[torch.Tensor] = None,
+                         label: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Post-hoc conjoining (Caduceus-Ph): ``(logits(x) + rc_logits(logits(rc(x)))) / 2``, (B, L, V) float32.
 
         Exactly RC-equivariant for any weights: ``conjoined(rc(x)) == rc_logits(conjoined(x))``.
         """
         rc = self.rc_input(input_ids)
-        both = self.forward(torch.cat([input_ids, rc], dim=0))
+        if label is not None:
+            label = torch.as_tensor(label, dtype=torch.long, device=input_ids.device).reshape(-1)
+            label = label.expand(input_ids.shape[0]).repeat(2)
+        both = self.forward(torch.cat([input_ids, rc], dim=0), label=label)
         fwd, rev = both.chunk(2, dim=0)
         return 0.5 * (fwd + rc_logits(rev, self._complement))

@@ -10,6 +10,11 @@ Attention is :func:`torch.nn.functional.scaled_dot_product_attention` (runs on C
 padding mask. With ``time_conditioning=False`` the model ignores ``time`` and conditions on zeros (MDLM's
 default for MDLM); with ``adaln=False`` there is no conditioning pathway at all (plain pre-LN blocks, used
 by the AR baseline).
+
+Class labels (``num_classes > 0``, needs ``adaln``): ``label_embed`` is an ``nn.Embedding(num_classes + 1,
+cond_dim)`` (the last row is the null label of label dropout, N(0, 0.02) init as in DiT, Peebles & Xie 2023)
+added to the noise embedding before the SiLU: ``c = silu(sigma_map(time) + label_embed(y))``, so the label
+conditions every block's adaLN modulation. ``num_classes = 0``: no such module, the model is unchanged.
 """
 
 from __future__ import annotations
@@ -51,8 +56,18 @@ class DiTConfig(TransformerShape):
     causal: bool = False
     rotary_base: float = 10000.0
     frequency_embedding_size: int = 256
+    num_classes: int = 0  # class labels + a null label (classifier-free guidance); 0 = unconditional
+    #: continuous inputs: ``input_dim > 0`` adds ``input_proj`` (Linear(input_dim, hidden_size), no bias) and the
+    #: model also takes float inputs (B, L, input_dim) in place of token ids (continuous diffusion, e.g. Plaid)
+    input_dim: int = 0
 
     def __post_init__(self):
+        if int(self.input_dim) < 0:
+            raise ValueError(f"DiTConfig: input_dim must be >= 0, got {self.input_dim}")
+        if int(self.num_classes) < 0:
+            raise ValueError(f"DiTConfig: num_classes must be >= 0, got {self.num_classes}")
+        if self.num_classes and not self.adaln:
+            raise ValueError("DiTConfig: class labels (num_classes > 0) enter through adaLN; set adaln=True")
         if self.hidden_size % self.n_heads:
             raise ValueError(f"DiTConfig: hidden_size {self.hidden_size} not divisible by n_heads {self.n_heads}")
         if (self.hidden_size // self.n_heads) % 2:
@@ -252,7 +267,8 @@ class DiT(nn.Module):
     ``forward(input_ids (B, L), time (B,) | None, attention_mask (B, L) bool | None) -> logits (B, L, V)``
     float32. ``time`` is the noise level fed to the timestep embedder (zeros when None or when
     ``time_conditioning`` is off). ``attention_mask`` True marks real tokens; padded keys are masked so
-    padded positions do not affect the outputs at unpadded positions.
+    padded positions do not affect the outputs at unpadded positions. Float ``input_ids`` (B, L, input_dim) are
+    continuous inputs (``input_dim > 0``; :meth:`_embed`).
     """
 
     def __init__(self, config: Optional[DiTConfig] = None, **kwargs):
@@ -272,8 +288,27 @@ class DiT(nn.Module):
             for _ in range(config.n_blocks))
         self.output_layer = DiTFinalLayer(H, config.vocab_size, config.cond_dim, adaln=config.adaln,
                                           zero_init=config.adaln)
+        if config.num_classes:  # created last: an unconditional model draws exactly the same init
+            self.label_embed = nn.Embedding(int(config.num_classes) + 1, config.cond_dim)
+            nn.init.normal_(self.label_embed.weight, std=0.02)
+        else:
+            self.label_embed = None
+        if config.input_dim:  # created last too: a model without continuous inputs is unchanged
+            self.input_proj = nn.Linear(int(config.input_dim), H, bias=False)
 
-    def _cond(self, time: Optional[torch.Tensor], batch: int, device) -> Optional[torch.Tensor]:
+    @property
+    def num_classes(self) -> int:
+        """Number of class labels (0: unconditional model); the null label id is ``num_classes``."""
+        return int(self.config.num_classes)
+
+    def _cond(self, time: Optional[torch.Tensor], batch: int, device,
+              label: Optional[torch.Tensor] = None) -> Optional[torch.Tensor]:
+        """(B, cond_dim) adaLN conditioning ``silu(sigma_map(t) [+ label_embed(y)])`` or None (no adaLN).
+
+        ``label``: LongTensor[B] (or a scalar) in ``0..num_classes``; None = the null label on a conditional
+        model. A label on an unconditional model is a ``ValueError``."""
+        if self.label_embed is None and label is not None:
+            raise ValueError("DiT: a class label was given but the model is unconditional (num_classes=0)")
         if self.sigma_map is None:
             return None
         if time is None or not self.config.time_conditioning:
@@ -282,29 +317,55 @@ class DiT(nn.Module):
         if time.dim() == 0:
             time = time.expand(batch)
         time = time.reshape(batch)
-        return F.silu(self.sigma_map(time))
+        c = self.sigma_map(time)
+        if self.label_embed is not None:
+            if label is None:
+                label = torch.full((batch,), self.num_classes, dtype=torch.long, device=device)
+            label = torch.as_tensor(label, dtype=torch.long, device=device).reshape(-1).expand(batch)
+            c = c + self.label_embed(label).to(c.dtype)
+        return F.silu(c)
 
-    def _trunk(self, input_ids, time, attention_mask):
-        B, L = input_ids.shape
-        x = self.vocab_embed(input_ids)
-        c = self._cond(time, B, x.device)
+    def _embed(self, input_ids: Optional[torch.Tensor], onehot: Optional[torch.Tensor]) -> torch.Tensor:
+        """Token embeddings (B, L, H) from ids, or from one-hot rows (B, L, V' <= V) as ``onehot @ E``; float
+        ``input_ids`` (B, L, input_dim) are continuous inputs, embedded as ``input_proj(input_ids)``."""
+        if input_ids is not None and input_ids.is_floating_point():
+            proj = getattr(self, "input_proj", None)
+            if proj is None or input_ids.shape[-1] != self.config.input_dim:
+                raise ValueError(f"DiT: float inputs with {input_ids.shape[-1]} channels need input_dim="
+                                 f"{input_ids.shape[-1]} (the model has input_dim={self.config.input_dim})")
+            return proj(input_ids.to(proj.weight.dtype))
+        if onehot is None:
+            return self.vocab_embed(input_ids)
+        V = self.config.vocab_size
+        if onehot.shape[-1] > V:
+            raise ValueError(f"DiT: one-hot inputs have {onehot.shape[-1]} > {V} columns")
+        return F.pad(onehot, (0, V - onehot.shape[-1])) @ self.vocab_embed.embedding
+
+    def _trunk(self, input_ids, time, attention_mask, label=None, onehot=None):
+        x = self._embed(input_ids, onehot)
+        B, L = x.shape[:2]
+        c = self._cond(time, B, x.device, label)
         cos, sin = self.rotary_emb(L, x.device, x.dtype)
         mask = _attention_mask(attention_mask, L, self.config.causal, x.device)
         for block in self.blocks:
             x = block(x, cos, sin, c, mask)
         return x, c
 
-    def hidden_states(self, input_ids: torch.Tensor, time: Optional[torch.Tensor] = None,
-                      attention_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """(B, L) -> final normed (and modulated) hidden states (B, L, hidden_size)."""
-        x, c = self._trunk(input_ids, time, attention_mask)
+    def hidden_states(self, input_ids: Optional[torch.Tensor], time: Optional[torch.Tensor] = None,
+                      attention_mask: Optional[torch.Tensor] = None, label: Optional[torch.Tensor] = None,
+                      onehot: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """(B, L) -> final normed (and modulated) hidden states (B, L, hidden_size).
+
+        ``label``: class labels (B,) of a conditional model (see :meth:`_cond`); ``onehot``: (B, L, V') float
+        instead of ``input_ids`` (differentiable embeddings, for first-order classifier guidance)."""
+        x, c = self._trunk(input_ids, time, attention_mask, label, onehot)
         return self.output_layer.normed(x, c)
 
     features = hidden_states
 
     def forward(self, input_ids: torch.Tensor, time: Optional[torch.Tensor] = None,
-                attention_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        x, c = self._trunk(input_ids, time, attention_mask)
+                attention_mask: Optional[torch.Tensor] = None, label: Optional[torch.Tensor] = None) -> torch.Tensor:
+        x, c = self._trunk(input_ids, time, attention_mask, label)
         return self.output_layer(x, c).float()
 
 

@@ -5,18 +5,24 @@ or ``"last"`` non-pad position. For Caduceus-PS hidden states (``rcps=True``, D 
 are conjoined: the forward half and the reverse-complement half (``rc``-flipped, i.e. read in its own
 direction) are pooled separately and averaged, which makes the prediction invariant to reverse-complementing
 the input.
+
+:class:`SequenceClassifier` is a whole classifier as one module (backbone + head), built by the registry as
+``sequence_classifier`` so it is exported and loaded like any backbone: the noise-aware classifier of
+classifier guidance (``genodiff.diffusion.guidance``), trained on masked inputs ``x_t``.
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional
 
 import torch
 import torch.nn as nn
 
+from genodiff.models.config import ModelConfig
 from genodiff.models.rcps import rc_hidden
 
-__all__ = ["ClassificationHead", "pool_hidden", "POOLINGS"]
+__all__ = ["ClassificationHead", "pool_hidden", "POOLINGS", "SequenceClassifierConfig", "SequenceClassifier"]
 
 POOLINGS = ("mean", "max", "first", "last")
 
@@ -71,3 +77,51 @@ class ClassificationHead(nn.Module):
         else:
             pooled = pool_hidden(hidden, attention_mask, self.pooling)
         return self.score(self.dropout(pooled)).float()
+
+
+@dataclass
+class SequenceClassifierConfig(ModelConfig):
+    """``backbone``: registry spec ``{"name": ..., **config}`` of the backbone; ``num_classes``; ``pooling`` (one
+    of :data:`POOLINGS`); ``dropout`` before the linear layer."""
+
+    backbone: Dict[str, Any] = field(default_factory=lambda: {"name": "caduceus"})
+    num_classes: int = 2
+    pooling: str = "mean"
+    dropout: float = 0.0
+
+    def __post_init__(self):
+        if int(self.num_classes) < 2:
+            raise ValueError(f"SequenceClassifierConfig: num_classes must be >= 2, got {self.num_classes}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"SequenceClassifierConfig: pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        if not isinstance(self.backbone, dict) or "name" not in self.backbone:
+            raise ValueError("SequenceClassifierConfig: backbone must be a registry spec {'name': ..., ...}")
+
+
+class SequenceClassifier(nn.Module):
+    """``backbone.hidden_states`` (B, L, D) -> :class:`ClassificationHead` -> class logits (B, C) float32.
+
+    ``forward(input_ids (B, L), time=None, attention_mask=None, onehot=None)``: ``onehot`` (B, L, V') float
+    replaces ``input_ids`` (the backbone embeds one-hot rows linearly; differentiable), ``attention_mask``
+    (True = real token) limits the pooling. Caduceus-PS backbones give exactly RC-invariant logits.
+    """
+
+    def __init__(self, backbone: nn.Module, config: SequenceClassifierConfig):
+        super().__init__()
+        self.config = config
+        self.backbone = backbone
+        rcps = bool(getattr(getattr(backbone, "config", None), "rcps", False))
+        hidden = getattr(backbone, "hidden_size", None)
+        if not isinstance(hidden, int):
+            hidden = int(backbone.config.hidden_size)
+        self.head = ClassificationHead(hidden, int(config.num_classes), pooling=config.pooling, rcps=rcps,
+                                       dropout=config.dropout)
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.config.num_classes)
+
+    def forward(self, input_ids: Optional[torch.Tensor], time: Optional[torch.Tensor] = None,
+                attention_mask: Optional[torch.Tensor] = None, onehot: Optional[torch.Tensor] = None) -> torch.Tensor:
+        h = self.backbone.hidden_states(input_ids, time=time, attention_mask=attention_mask, onehot=onehot)
+        return self.head(h, attention_mask)

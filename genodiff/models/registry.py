@@ -2,7 +2,9 @@
 
 Names: ``caduceus`` (any :class:`CaduceusConfig` fields), ``caduceus_ph`` / ``caduceus_ps`` (the paper's
 d_model 118, 4 layers, overridable), ``dit`` (:class:`DiTConfig`, default MDLM small), ``dit_small``,
-``mamba_lm`` (:class:`MambaLMConfig`), ``transformer_ar`` (:class:`TransformerARConfig`).
+``mamba_lm`` (:class:`MambaLMConfig`), ``transformer_ar`` (:class:`TransformerARConfig`),
+``sequence_classifier`` (:class:`SequenceClassifierConfig`: a registry backbone spec + classification head),
+``hf_mlm`` (:class:`HFMaskedLMConfig`: any Hugging Face masked LM; needs ``transformers``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import torch.nn as nn
 
 from genodiff.models.caduceus import Caduceus, CaduceusConfig
 from genodiff.models.dit import DiT, DiTConfig, TransformerAR, TransformerARConfig
+from genodiff.models.heads import SequenceClassifier, SequenceClassifierConfig
+from genodiff.models.hf_mlm import HFMaskedLM, HFMaskedLMConfig
 from genodiff.models.mamba import MambaLM, MambaLMConfig
 
 __all__ = ["build_model", "register_model", "MODEL_REGISTRY"]
@@ -45,3 +49,13 @@ register_model("dit", lambda **kw: DiT(DiTConfig(**kw)))
 register_model("dit_small", lambda **kw: DiT(DiTConfig.small(**kw)))
 register_model("mamba_lm", lambda **kw: MambaLM(MambaLMConfig(**kw)))
 register_model("transformer_ar", lambda **kw: TransformerAR(TransformerARConfig(**kw)))
+register_model("hf_mlm", lambda **kw: HFMaskedLM(HFMaskedLMConfig(**kw)))
+
+
+def _sequence_classifier(**kw) -> nn.Module:
+    config = SequenceClassifierConfig(**kw)
+    spec = dict(config.backbone)
+    return SequenceClassifier(build_model(spec.pop("name"), **spec), config)
+
+
+register_model("sequence_classifier", _sequence_classifier)

@@ -25,6 +25,7 @@ staging folder and moved into place at the end.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from importlib import resources
@@ -45,9 +46,11 @@ from genodiff.benchmarks.gb import GB_TASKS, load_gb_task
 from genodiff.benchmarks.published import PUBLISHED, PUBLISHED_SOURCE, TASK_TITLES
 from genodiff.benchmarks.report import fmt_pm, write_report, write_suite_report
 from genodiff.benchmarks.runner import run_units
+from genodiff.benchmarks.text_tasks import load_text_task, resolve_text_tokenizer
 from genodiff.config import to_plain
 from genodiff.data.manifest import shared_root
 from genodiff.errors import InputError
+from genodiff.interop.export import BUNDLED_PREFIX, resolve_export
 from genodiff.ops import configure_from
 from genodiff.tasks.run_folder import output_dir
 
@@ -163,14 +166,16 @@ def method_specs(cfg: DictConfig) -> list:
             mname = m.pop("name", None)
             config = m.pop("config", None) or {}
             config.update(m)
-            init = head["init"]
-            pretrained = init not in (None, "", "random")
-            label = head["label"] or _backbone_label(mname, config)
-            label = f"{label} [{Path(str(init)).name if pretrained else 'random init'}]"
-            specs.append({"kind": "neural", "label": label, "name": mname, "config": config,
-                          "init": str(resolve_path(str(init))) if pretrained else None,
-                          "pooling": head["pooling"], "rc": head["rc"], "dropout": head["dropout"],
-                          "train": to_plain(cfg.train)})
+            inits = head["init"] if isinstance(head["init"], (list, tuple)) else [head["init"]]
+            base = head["label"] or _backbone_label(mname, config)
+            for init in inits:
+                pretrained = init not in (None, "", "random", "pretrained")
+                own = "random init" if mname != "hf_mlm" else "pretrained weights"  # hf_mlm builds from its weights
+                specs.append({"kind": "neural", "label": f"{base} [{_init_name(init) if pretrained else own}]",
+                              "name": mname, "config": config, "backbone": base,
+                              "init": _resolve_init(init) if pretrained else None,
+                              "pooling": head["pooling"], "rc": head["rc"], "dropout": head["dropout"],
+                              "train": to_plain(cfg.train)})
         else:
             raise InputError(f"methods: unknown method '{name}' (choose from kmer_lr, gkm_svm, sk_kmer, cnn, "
                              "neural)")
@@ -179,7 +184,34 @@ def method_specs(cfg: DictConfig) -> list:
     return specs
 
 
+def _resolve_init(init) -> str:
+    """An init checkpoint folder: ``bundled`` / ``bundled:<name>`` (the models shipped with genodiff, ``genodiff
+    models``) or a path (relative to the current folder, else the repository)."""
+    text = str(init)
+    if text == "bundled" or text.startswith(BUNDLED_PREFIX):
+        return str(resolve_export(None if text == "bundled" else text))
+    return str(resolve_path(text))
+
+
+def _init_name(init) -> str:
+    """A short name for a checkpoint folder: ``runs/mdlm/export`` -> ``mdlm/export``."""
+    if str(init) == "bundled" or str(init).startswith(BUNDLED_PREFIX):
+        return str(init)
+    path = Path(str(init))
+    return "/".join(path.parts[-2:]) if path.name == "export" and len(path.parts) > 1 else path.name
+
+
+def paired_methods(specs: list) -> list:
+    """``(pretrained, random init)`` method labels of the same backbone: the pairs the report compares split by
+    split (``model.init=[random,<export>]``)."""
+    random_init = {s["backbone"]: s["label"] for s in specs if s["kind"] == "neural" and s["init"] is None}
+    return [(s["label"], random_init[s["backbone"]]) for s in specs
+            if s["kind"] == "neural" and s["init"] is not None and s["backbone"] in random_init]
+
+
 def _backbone_label(name, config: dict) -> str:
+    if name == "hf_mlm":
+        return f"hf_mlm {Path(str(config.get('pretrained'))).name}"
     size = "x".join(str(config[k]) for k in ("d_model", "n_layer") if k in config)
     size = size or "x".join(str(config[k]) for k in ("hidden_size", "n_blocks") if k in config)
     return f"{name} {size}".strip()
@@ -210,10 +242,37 @@ def _validate(cfg: DictConfig) -> None:
             raise InputError(f"{key} must be in [0, 0.5), got {v}")
 
 
+def _text_task(task: str, data_cfg: dict, specs: list):
+    """``data.kind=text``: the task tokenized once with the backbone's tokenizer
+    (:mod:`genodiff.benchmarks.text_tasks`); the neural method only, without strands (``rc=none``, no RC
+    augmentation), a random-init backbone's vocabulary sized to the tokenizer."""
+    neural = [s for s in specs if s["kind"] == "neural"]
+    if not neural:
+        raise InputError("methods: data.kind=text runs the neural method only (methods=[neural])")
+    first = neural[0]
+    tok = resolve_text_tokenizer(data_cfg.get("tokenizer", "auto"), first["name"], first["config"],
+                                 [s["init"] for s in neural])
+    data = load_text_task(task, data_cfg, tok)
+    for s in neural:
+        s["rc"], s["train"] = "none", {**s["train"], "rc_augment": False}
+        if s["init"] is None:
+            s["config"] = {**s["config"], "vocab_size": max(int(s["config"].get("vocab_size") or 0), tok.vocab_size)}
+    skipped = sorted({s["kind"] for s in specs if s["kind"] != "neural"})
+    data.notes.append(f"text task: tokenizer {tok.name} ({tok.vocab_size} tokens), records encoded as "
+                      "[BOS] a [EOS] (b [EOS])" + (f"; DNA-only methods not run: {', '.join(skipped)}" if skipped else ""))
+    return data, {"published": None, "title": task}, neural
+
+
 def run_task(cfg: DictConfig, task: str, out_dir: Path, command: str) -> dict:
     data_cfg = to_plain(cfg.data)
-    data, meta = load_task(task, data_cfg, cfg.get("cache_dir"))
     specs = method_specs(cfg)
+    if data_cfg.get("kind", "dna") == "text":
+        data, meta, specs = _text_task(task, data_cfg, specs)
+    else:
+        if any(s.get("name") == "hf_mlm" for s in specs):
+            raise InputError("model=hf_mlm tokenizes with its own tokenizer: set data.kind=text (DNA sequences are "
+                             "then read as text)")
+        data, meta = load_task(task, data_cfg, cfg.get("cache_dir"))
     seed = int(cfg.seed)
     protocol = cfg.protocol
     if protocol == "auto":
@@ -264,6 +323,7 @@ def run_task(cfg: DictConfig, task: str, out_dir: Path, command: str) -> dict:
         print(f"duplicates (either strand) {line}", flush=True)
     desc = data.describe()
     desc["notes"] = notes
+    desc["title"], desc["published"] = meta.get("title", task), meta.get("published")
     desc["used"] = {k: {"n": len(v), "class_counts": v.class_counts()} for k, v in sets.items()}
     results = run_units(specs, splits, sets, n_jobs=cfg.n_jobs, progress=bool(cfg.progress),
                         torch_threads=cfg.get("torch_threads"), log=bool(cfg.get("log_units", True)))
@@ -273,7 +333,7 @@ def run_task(cfg: DictConfig, task: str, out_dir: Path, command: str) -> dict:
     config = to_plain(cfg)
     config["task"] = task
     rep = write_report(out_dir, task=task, data_desc=desc, protocol=proto, results=results, config=config,
-                       command=command, published=published, duplicates=dups)
+                       command=command, published=published, duplicates=dups, paired=paired_methods(specs))
     return {"task": task, "title": meta.get("title", task), "output_dir": str(out_dir), "files": rep["files"],
             "summary": rep["summary"], "published": published["values"] if published else None,
             "protocol": protocol, "label_map": desc["label_map"]}
@@ -299,13 +359,47 @@ def run(cfg: DictConfig) -> dict:
     rows, used = [], set()
     for t in tasks:
         sub = _suite_folder(str(t), used)
-        res = run_task(cfg, str(t), out / sub, command)
+        res = _finished_task(cfg, str(t), out / sub) if cfg.suite.get("resume", True) else None
+        if res is None:
+            res = run_task(cfg, str(t), out / sub, command)
+        else:
+            print(f"suite: {t}: reusing {out / sub} (written earlier with the same settings)", flush=True)
         _print_summary(res)
         rows.append({"task": str(t), "title": res["title"], "summary": res["summary"],
                      "published": res["published"], "report_dir": sub, "protocol": res["protocol"]})
     files = write_suite_report(out, rows, to_plain(cfg), command)
     print(f"suite table: {out / 'suite.md'}")
     return {"task": "suite", "output_dir": str(out), "files": files, "rows": rows}
+
+
+#: config keys that change how a job runs or reports progress, not its results
+_RUN_ONLY_KEYS = ("output_dir", "progress", "n_jobs", "torch_threads", "log_units", "suite", "cache_dir", "hydra")
+
+
+def _result_settings(config: dict) -> dict:
+    return {k: v for k, v in config.items() if k not in _RUN_ONLY_KEYS}
+
+
+def _finished_task(cfg: DictConfig, task: str, folder: Path) -> Optional[dict]:
+    """The result of a suite task already reported in ``folder`` with the same result-relevant settings (every
+    key but those of :data:`_RUN_ONLY_KEYS`), in :func:`run_task`'s form; None when it must be (re)computed."""
+    path = folder / "results.json"
+    if not path.is_file():
+        return None
+    try:
+        payload = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    config = to_plain(cfg)
+    config["task"] = task
+    if _result_settings(payload.get("config") or {}) != _result_settings(json.loads(json.dumps(config, default=str))):
+        return None
+    data = payload.get("data") or {}
+    published = PUBLISHED.get(data.get("published")) if data.get("published") else None
+    return {"task": task, "title": data.get("title", task), "output_dir": str(folder),
+            "files": sorted(str(p) for p in folder.iterdir() if p.is_file()), "summary": payload["summary"],
+            "published": published, "protocol": payload["protocol"]["protocol"].split(":", 1)[0],
+            "label_map": payload["label_map"]}
 
 
 def _suite_folder(task: str, used: set) -> str:

@@ -17,6 +17,14 @@ the run with one error line and writes nothing.
   ``genodiff sample text``) with ``eval_model`` (and ``eval_context``) for the generative perplexity under
   an AR evaluator, always reported with the samples' entropy
   (:func:`genodiff.generate.text.generative_perplexity`). Writes ``results.json`` and ``report.md``.
+* Text on several corpora (``sets=[...]``, zero-shot as in MDLM's table 3): one table of NELBO / perplexity bounds
+  per model and set (:func:`text_sets`, :func:`render_sets_report`). A set is a corpus name of ``corpora`` (PTB,
+  WikiText, LM1B, LAMBADA, AG News, PubMed, arXiv: Hugging Face datasets, their test splits), a local file, folder
+  or glob (the whole text, ``split: all``), or a mapping of ``data`` keys (``{name, split, source, text_files,
+  detokenizer, ...}``). With ``text_settings: model`` (default) each checkpoint reads every set with the
+  tokenizer, window length and packing it was trained with (its export); every number is written next to the
+  detokenizer, tokenizer, windows and token count it was computed with. Writes ``results.json``,
+  ``results.csv`` and ``report.md``.
 """
 
 from __future__ import annotations
@@ -44,7 +52,8 @@ from genodiff.tasks.run_folder import output_dir
 from genodiff.training.datamodule import GenomeDataConfig, GenomeDataModule
 from genodiff.training.text_datamodule import TextDataModule
 
-__all__ = ["run", "text_nelbo", "markov_rows", "render_report", "render_text_report"]
+__all__ = ["run", "text_nelbo", "markov_rows", "render_report", "render_text_report", "text_sets",
+           "render_sets_report"]
 
 
 def _split_loader(datamodule, split: str):
@@ -96,6 +105,8 @@ def _write_results(out: Path, results: dict, report: str) -> None:
 def run(cfg: DictConfig) -> dict[str, Any]:
     """The evaluate job: text when ``cfg.data.kind`` is ``text``, else DNA (see the module docstring)."""
     configure_from(cfg.get("ops"))  # ops.scan_backend
+    if cfg.get("sets"):  # several text corpora; the data config (if text) is the base of every set
+        return _run_text_sets(cfg)
     return _run_text(cfg) if is_text_config(cfg) else _run_genome(cfg)
 
 
@@ -195,9 +206,10 @@ def _run_genome(cfg: DictConfig) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------------------- text
 def text_nelbo(export: str | Path, datamodule, split: str = "test", num_samples: int = 8, method: str = "auto",
-               seed: int = 0, device: str = "cpu") -> dict[str, float]:
-    """NELBO statistics of ``export`` on ``split`` of a set-up :class:`TextDataModule` (nats per token)."""
-    model = load_model(export, device)
+               seed: int = 0, device: str = "cpu", model=None) -> dict[str, float]:
+    """NELBO statistics of ``export`` on ``split`` of a set-up :class:`TextDataModule` (nats per token);
+    ``model``: the already loaded :class:`~genodiff.interop.export.LoadedModel` of ``export``."""
+    model = model if model is not None else load_model(export, device)
     method = pick_method(model.objective, method)
     batches = (b["input_ids"].to(device) for b in _split_loader(datamodule, split))
     stats = _nelbo(export, model.denoiser, model.objective, batches, int(num_samples), method, int(seed))
@@ -251,3 +263,161 @@ def _run_text(cfg: DictConfig) -> dict[str, Any]:
     results = {"rows": rows, "generative": gen, "seconds": round(time.time() - started, 2)}
     _write_results(output_dir(cfg), results, render_text_report(rows, gen))
     return results
+
+
+# ------------------------------------------------------------------------------------ text: several sets
+SET_SPLITS = ("test", "valid", "train", "all")
+
+
+def _glob_or_path(text: str) -> bool:
+    return any(c in text for c in "*?[") or Path(text).expanduser().exists()
+
+
+def text_sets(entries, corpora: dict | None = None, default_split: str = "test") -> list[dict]:
+    """The evaluation sets of ``sets=[...]``: ``[{"name", "split", "data": {data overrides}}]``.
+
+    An entry is a name of ``corpora`` (its mapping of data keys; split ``test`` unless it says otherwise), an
+    existing file, folder or glob (``{source: local, text_files: [entry]}``, the whole text: split ``all``), or a
+    mapping ``{name, split, **data keys}`` (split: ``default_split``). Names must be unique."""
+    corpora = dict(corpora or {})
+    out, seen = [], set()
+    for i, entry in enumerate(list(entries or [])):
+        if isinstance(entry, str) and entry in corpora:
+            data = dict(corpora[entry] or {})
+            split = str(data.pop("split", "test"))
+            name = entry
+        elif isinstance(entry, str):
+            if not _glob_or_path(entry):
+                raise InputError(f"sets[{i}]: '{entry}' is neither a corpus of `corpora` ({', '.join(corpora)}) nor "
+                                 "an existing file, folder or glob")
+            path = Path(entry)
+            name, split = path.name.split(".")[0] or entry, "all"
+            data = {"source": "local", "text_files": [entry]}
+        elif isinstance(entry, dict):
+            data = dict(entry)
+            name = str(data.pop("name", None) or f"set{i + 1}")
+            split = str(data.pop("split", default_split))
+        else:
+            raise InputError(f"sets[{i}]: expected a corpus name, a path or a mapping, got {entry!r}")
+        if split not in SET_SPLITS:
+            raise InputError(f"sets[{i}] ({name}): split '{split}' is not one of {', '.join(SET_SPLITS)}")
+        if name in seen:
+            raise InputError(f"sets[{i}]: the name '{name}' is used twice (give the mapping form a name)")
+        seen.add(name)
+        out.append({"name": name, "split": split, "data": data})
+    return out
+
+
+def _model_text(spec: dict, export: Path, data_cfg: dict, text_settings: str) -> dict:
+    """The tokenizer / window keys a checkpoint reads text with: its own (``text_settings: model``; the export's
+    ``tokenizer/`` and ``training.text``) or the job's ``data`` (``data``)."""
+    if text_settings not in ("model", "data"):
+        raise InputError(f"text_settings: must be model or data, got '{text_settings}'")
+    if text_settings == "data":
+        return {k: data_cfg[k] for k in ("tokenizer", "seq_len", "mode", "add_bos_eos") if k in data_cfg}
+    info = (spec.get("training") or {}).get("text") or {}
+    folder = export / "tokenizer"
+    tokenizer = str(folder) if folder.is_dir() else info.get("tokenizer")
+    if not tokenizer:
+        raise InputError(f"checkpoints: {export} records no text tokenizer (not a text model?); "
+                         "use text_settings=data with data.tokenizer")
+    out = {"tokenizer": tokenizer}
+    for key in ("seq_len", "mode", "add_bos_eos"):
+        if key in info:
+            out[key] = info[key]
+    return out
+
+
+def _set_datamodule(data_cfg: dict, text: dict, one_set: dict, batch_size: int, max_items) -> tuple:
+    """(set-up TextDataModule, split to evaluate) for one set read with ``text`` (tokenizer, windows)."""
+    cfg = {**data_cfg, **one_set["data"], **text}
+    if max_items:
+        cfg["max_eval_items"] = int(max_items)
+    split = one_set["split"]
+    if split == "all":  # the whole text: nothing held out, the train split capped like an evaluation split
+        cfg.update(valid_fraction=0.0, test_fraction=0.0)
+    dm = TextDataModule(cfg, batch_size=batch_size)
+    dm.setup()
+    if split != "all":
+        return dm, split
+    ds, cap = dm.datasets["train"], dm.config.max_eval_items
+    if cap and len(ds) > cap:
+        dm.datasets["train"] = ds.subset(np.linspace(0, len(ds) - 1, cap).round().astype(np.int64))
+    return dm, "train"
+
+
+def _describe_source(data: dict) -> str:
+    source = data.get("source", "local")
+    if source == "local":
+        return "local: " + ", ".join(map(str, data.get("text_files") or []))
+    if source == "hf":
+        return f"hf: {data.get('hf_dataset')}" + (f" ({data['hf_config']})" if data.get("hf_config") else "")
+    return str(source)
+
+
+def _run_text_sets(cfg: DictConfig) -> dict[str, Any]:
+    started = time.time()
+    exports = [resolve_export(c) for c in (cfg.get("checkpoints") or [])]
+    if not exports:
+        raise InputError("checkpoints: evaluating text sets needs at least one checkpoint")
+    _check_num_samples(cfg.get("num_samples", 8), exports)
+    data_cfg = to_plain(cfg.data) if is_text_config(cfg) else {"kind": "text"}  # else TextDataConfig defaults
+    sets = text_sets(to_plain(cfg.sets), to_plain(cfg.get("corpora")) or {}, str(cfg.get("split", "test")))
+    device = resolve_device(cfg.get("device", "auto"))
+    settings = str(cfg.get("text_settings", "model"))
+    rows: list[dict] = []
+    for export in exports:
+        model = load_model(export, device)
+        text = _model_text(model.spec, export, data_cfg, settings)
+        for one in sets:
+            dm, split = _set_datamodule(data_cfg, text, one, int(cfg.get("batch_size", 8)), cfg.get("max_windows"))
+            stats = text_nelbo(export, dm, split, int(cfg.get("num_samples", 8)), str(cfg.get("method", "auto")),
+                               int(cfg.get("seed", 0)), device, model=model)
+            c = dm.config
+            rows.append({"checkpoint": str(export), "set": one["name"], "split": one["split"],
+                         "source": _describe_source({**data_cfg, **one["data"]}),
+                         "detokenizer": c.detokenizer or "none",
+                         "tokenizer": f"{dm.tokenizer.name} (V={dm.tokenizer.vocab_size})", "seq_len": c.seq_len,
+                         "mode": c.mode, **stats})
+    results = {"rows": rows, "sets": sets, "text_settings": settings, "num_samples": int(cfg.get("num_samples", 8)),
+               "seconds": round(time.time() - started, 2), "config": to_plain(cfg)}
+    out = output_dir(cfg)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=["checkpoint", "model", "objective", "set", "split", "source",
+                                                "detokenizer", "tokenizer", "seq_len", "mode", "sequences", "tokens",
+                                                "nats_per_token", "nats_per_token_stderr", "bits_per_token",
+                                                "perplexity_bound", "likelihood", "method"], extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "results.csv", buffer.getvalue())
+    _write_results(out, results, render_sets_report(rows, results["num_samples"]))
+    return results
+
+
+def render_sets_report(rows: list[dict], num_samples: int) -> str:
+    """Markdown: one row per (model, set) with the detokenizer, tokenizer, windows and token count of each
+    number, then the perplexity bounds as a model x set table."""
+    lines = ["# genodiff evaluate: text sets", "",
+             f"NELBO per token ({num_samples} masking draws per window; ± one standard error) and the perplexity bound "
+             "exp(NELBO/token): upper bounds (in expectation) on -log p of the model as sampled for diffusion models, "
+             "exact for AR models. Numbers depend on the tokenizer, the window (tokens, packing) and the "
+             "detokenizer, written next to each.", "",
+             "| model | set | split | source | detokenizer | tokenizer | window | windows | tokens | nats/token | ± | "
+             "bits/token | perplexity bound |",
+             "| --- | --- | --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        lines.append(f"| {r['model']}/{r['objective']} ({r['checkpoint']}) | {r['set']} | {r['split']} | "
+                     f"{r['source']} | {r['detokenizer']} | {r['tokenizer']} | {r['seq_len']} {r['mode']} | "
+                     f"{r['sequences']} | {r['tokens']} | {r['nats_per_token']:.4f} | "
+                     f"{_se(r['nats_per_token_stderr'], r.get('likelihood'))} | {r['bits_per_token']:.4f} | "
+                     f"{r['perplexity_bound']:.2f} |")
+    names = list(dict.fromkeys(r["set"] for r in rows))
+    models = list(dict.fromkeys(r["checkpoint"] for r in rows))
+    cell = {(r["checkpoint"], r["set"]): r for r in rows}
+    lines += ["", "Perplexity bounds, model x set:", "", "| model | " + " | ".join(names) + " |",
+              "| --- |" + " ---: |" * len(names)]
+    for m in models:
+        lines.append(f"| {m} | " + " | ".join(f"{cell[(m, n)]['perplexity_bound']:.2f}" if (m, n) in cell else ""
+                                              for n in names) + " |")
+    return "\n".join(lines) + "\n"

@@ -5,7 +5,11 @@ Both kinds read the shared sampling keys ``checkpoint`` (run or export folder), 
 (semi-autoregressive windows past the model's context, :func:`genodiff.generate.conditioning.fill`),
 ``num_threads``, ``device``, ``output_dir`` and ``output_name``.
 
-DNA (``kind=dna``): prefix / suffix / infilling conditioning (:mod:`genodiff.generate.conditioning`).
+DNA (``kind=dna``): prefix / suffix / infilling conditioning (:mod:`genodiff.generate.conditioning`), and
+guided design (:mod:`genodiff.generate.design`): ``condition.label`` (a class of a class-conditional model),
+``guidance.scale`` (w >= 0; classifier-free guidance, or classifier guidance with ``guidance.classifier``, a
+noise-aware classifier export; ``guidance.mode``: exact | first_order | auto). The label, w and the
+classifier's digest go into every FASTA header (``label= guidance= scale= classifier=``) and ``samples.json``.
 Outputs in the run folder (``output_dir`` or Hydra's run dir):
 
 * ``<output_name>.fa`` -- FASTA, IDs without spaces (``sample_0``, ``<region or template>_0``), provenance
@@ -56,9 +60,11 @@ from genodiff.data.genome.intervals import read_bed
 from genodiff.data.genome.reference import Genome
 from genodiff.data.progress import progress_bar
 from genodiff.diffusion.objectives import ARObjective
+from genodiff.diffusion.plaid import PlaidObjective
 from genodiff.diffusion.sampling import Sampler
 from genodiff.errors import InputError, NonFiniteError
 from genodiff.generate import conditioning as C
+from genodiff.generate.design import GuidanceConfig, guided_denoiser
 from genodiff.generate.fasta import DNA_TEMPLATE_CHARS, format_description, read_fasta, sanitize_id, write_fasta
 from genodiff.generate.text import (
     SAMPLE_FORMATS,
@@ -172,24 +178,44 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------ DNA
+def _guidance_config(cfg: DictConfig) -> GuidanceConfig:
+    """``condition.label`` and the ``guidance`` keys (configs/sample.yaml) as a checked :class:`GuidanceConfig`."""
+    guidance = to_plain(cfg.get("guidance")) or {}
+    label = (to_plain(cfg.get("condition")) or {}).get("label")
+    known = {"scale", "classifier", "mode", "max_exact_candidates", "batch_size"}
+    unknown = sorted(set(guidance) - known)
+    if unknown:
+        raise InputError(f"guidance: unknown key(s) {unknown} (known: {sorted(known)})")
+    return GuidanceConfig(label=label, **guidance)
+
+
 def _run_dna(cfg: DictConfig) -> dict[str, Any]:
     _validate(cfg)
+    guidance_cfg = _guidance_config(cfg)
     if cfg.get("num_threads"):
         torch.set_num_threads(int(cfg.num_threads))
     templates, mode = build_templates(cfg)  # all inputs validated before the model loads
-    model = load_model(cfg.checkpoint, cfg.get("device", "auto"))
-    if not model.is_diffusion:
-        raise InputError(f"checkpoint: {cfg.checkpoint} was trained with objective "
+    model = load_model(cfg.checkpoint, cfg.get("device", "auto"))  # null: the bundled model
+    plaid = isinstance(model.objective, PlaidObjective)  # Gaussian diffusion on embeddings: its own sampler
+    if not model.is_diffusion and not plaid:
+        raise InputError(f"checkpoint: {model.checkpoint} was trained with objective "
                          f"'{model.spec.get('objective', {}).get('name')}'; sample needs an MDLM model")
-    method = str(cfg.sampler)
+    if plaid and (guidance_cfg.label is not None or float(cfg.temperature) != 1.0 or float(cfg.top_p) != 1.0):
+        raise InputError("objective=plaid: the Plaid sampler takes no label, temperature or top_p (leave them unset)")
+    method = "plaid" if plaid else str(cfg.sampler)
     if method == "cached" and model.time_conditioning:
         raise InputError("sampler=cached needs a model without time conditioning; use sampler=ancestral")
-    sampler = Sampler({"method": method, "num_steps": int(cfg.steps), "schedule": model.objective.config.schedule,
-                       "time_conditioning": model.time_conditioning, "temperature": float(cfg.temperature),
-                       "top_p": float(cfg.top_p)}, model.vocab)
+    sampler = None if plaid else Sampler(
+        {"method": method, "num_steps": int(cfg.steps), "schedule": model.objective.config.schedule,
+         "time_conditioning": model.time_conditioning, "temperature": float(cfg.temperature),
+         "top_p": float(cfg.top_p)}, model.vocab)
+
+    guided = guided_denoiser(model, guidance_cfg)  # label / guidance checked against the model's classes
 
     def window_fn(x_init, generator):
-        return sampler.sample(model.denoiser, x_init=x_init, generator=generator)
+        if plaid:  # Gaussian reverse process, replacement for known bases (genodiff.diffusion.plaid)
+            return model.objective.sample(model.denoiser, x_init=x_init, generator=generator, num_steps=int(cfg.steps))
+        return sampler.sample(guided.denoiser, x_init=x_init, generator=generator)
 
     gc_cfg = cfg.get("gc") or {}
     gc_target = None if gc_cfg.get("target") is None else float(gc_cfg.target)
@@ -202,7 +228,7 @@ def _run_dna(cfg: DictConfig) -> dict[str, Any]:
     progress = progress_bar(n_per * len(templates), "sample", bool(cfg.get("progress", True)))
     provenance = {"model": model.name, "checkpoint": model.digest, "sampler": method,
                   "steps": int(cfg.steps) if method != "first_hitting" else "exact", "seed": int(cfg.seed),
-                  "temperature": float(cfg.temperature), "top_p": float(cfg.top_p)}
+                  "temperature": float(cfg.temperature), "top_p": float(cfg.top_p), **guided.provenance}
     records, meta, infill_rows = [], [], []
     total_calls = 0
     drawn = accepted_total = 0
@@ -219,7 +245,7 @@ def _run_dna(cfg: DictConfig) -> dict[str, Any]:
                 tokens, calls, _ = C.fill(window_fn, x, mask_id, cfg.get("block_length"), cfg.get("stride"), generator)
             except NonFiniteError as exc:
                 progress.close()
-                raise NonFiniteError(f"checkpoint {cfg.checkpoint}: {exc}; nothing was written") from None
+                raise NonFiniteError(f"checkpoint {model.checkpoint}: {exc}; nothing was written") from None
             total_calls += calls
             tpl_drawn += b
             if not bool((tokens[:, ~gen_mask] == base[~gen_mask]).all()):  # pragma: no cover - sampler contract
@@ -275,6 +301,7 @@ def _run_dna(cfg: DictConfig) -> dict[str, Any]:
         "model": {"name": model.name, "checkpoint": model.checkpoint, "digest": model.digest,
                   "spec": model.spec, "device": model.device},
         "sampler": {**provenance, "block_length": cfg.get("block_length"), "stride": cfg.get("stride")},
+        "guidance": guided.summary() or None,
         "denoiser_calls": total_calls, "seconds": round(seconds, 3), "cpu_seconds": round(cpu_seconds, 3),
         "gc_target": None if gc_target is None else {
             "target": gc_target, "tolerance": tolerance, "drawn": drawn, "accepted": accepted_total,
@@ -325,8 +352,13 @@ def _text_sampler_spec(cfg, objective) -> dict:
 
 
 def _run_text(cfg: DictConfig) -> dict[str, Any]:
+    if _get(cfg, "condition.label") is not None or float(_get(cfg, "guidance.scale", 0) or 0) or \
+            _get(cfg, "guidance.classifier"):
+        raise InputError("condition.label / guidance: guided design is for DNA (kind=dna); text models have no "
+                         "class labels")
     if not _get(cfg, "checkpoint"):
-        raise InputError("checkpoint: not set (a training run folder or its export/ folder)")
+        raise InputError("checkpoint: not set (a training run folder or its export/ folder; "
+                         "no text model is bundled)")
     export = resolve_export(_get(cfg, "checkpoint"))
     fmt = str(_get(cfg, "text.output_format", "txt"))
     if fmt not in SAMPLE_FORMATS:

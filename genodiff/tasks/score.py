@@ -9,8 +9,10 @@ cross-chunk context); ``chunk=null`` (default) scores each record whole. Output:
 ``scores.tsv``) + ``<output_name>.json``.
 
 ``mode=variants`` (``input=<VCF|TSV>``, ``genome=<FASTA>``): see :mod:`genodiff.generate.variants`.
-POS is 1-based. ``llr = NELBO(ref) - NELBO(alt)`` nats (> 0: the model prefers ALT), common random numbers
-for both alleles. Output: ``variants.tsv`` (every record; failed ones with an ``error``),
+SNVs, MNVs, insertions, deletions and complex replacements, one row per ALT allele; POS is 1-based.
+``llr = NELBO(ref) - NELBO(alt)`` nats (> 0: the model prefers ALT) on equal-length windows centred on the
+change, common random numbers for both alleles; both windows' genome intervals (0-based half-open) are
+written. Output: ``variants.tsv`` (every record; failed ones with an ``error``),
 ``variants.errors.tsv`` (failed records only) and ``variants.json``. The run succeeds (exit 0) when at least
 one record was scored; when none could be scored it fails with one error line.
 
@@ -37,11 +39,18 @@ from genodiff.config import to_plain
 from genodiff.data.files import atomic_write_text
 from genodiff.data.genome.reference import Genome
 from genodiff.data.progress import progress_bar
+from genodiff.diffusion.plaid import PlaidObjective
 from genodiff.errors import InputError, NonFiniteError
 from genodiff.generate.conditioning import encode
 from genodiff.generate.fasta import DNA_CHARS, read_fasta
 from genodiff.generate.scoring import LN2, make_draws, nelbo_with_draws, pick_method
-from genodiff.generate.variants import TSV_COLUMNS, read_variants, score_variants
+from genodiff.generate.variants import (
+    ERROR_COLUMNS,
+    TSV_COLUMNS,
+    read_variants,
+    score_variants,
+    variant_row,
+)
 from genodiff.interop.export import load_model
 from genodiff.ops import configure_from
 from genodiff.tasks.run_folder import output_dir
@@ -60,6 +69,13 @@ def _tsv(rows: list[dict], columns: list[str], header_comment: str = "") -> str:
     for row in rows:
         writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
     return buf.getvalue()
+
+
+def _check_scorable(model) -> None:
+    """Plaid models (Gaussian diffusion on embeddings) have no masking draws to share: not scored here yet."""
+    if isinstance(model.objective, PlaidObjective):
+        raise InputError(f"checkpoint: {model.checkpoint} was trained with objective 'plaid', which genodiff score "
+                         "does not support yet; genodiff evaluate estimates its NELBO")
 
 
 def score_records(model, records: list[tuple[str, str]], num_samples: int, method: str, seed: int,
@@ -143,11 +159,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
 def _run_sequences(cfg: DictConfig) -> dict[str, Any]:
     records = read_fasta(cfg.input, allowed=DNA_CHARS, what="input")
-    model = load_model(cfg.checkpoint, cfg.get("device", "auto"))
+    model = load_model(cfg.checkpoint, cfg.get("device", "auto"))  # null: the bundled model
+    _check_scorable(model)
     started, cpu0 = time.time(), time.process_time()
     W = int(cfg.chunk) if cfg.get("chunk") else None
     n_chunks = sum(math.ceil(len(s) / W) if W else 1 for _, s in records)
-    with progress_bar(n_chunks, "score", bool(cfg.get("progress", True))) as bar, _naming(cfg.checkpoint):
+    with progress_bar(n_chunks, "score", bool(cfg.get("progress", True))) as bar, _naming(model.checkpoint):
         rows = score_records(model, records, int(cfg.num_samples), str(cfg.get("method", "auto")), int(cfg.seed),
                              int(cfg.batch_size), W, progress=bar.update)
     total_nelbo = sum(r["nelbo_nats"] for r in rows)
@@ -183,20 +200,14 @@ def _run_variants(cfg: DictConfig) -> dict[str, Any]:
         raise InputError("window: mode=variants needs a window length in bp (e.g. window=256)")
     variants, fmt = read_variants(cfg.input)
     genome = Genome(cfg.genome)
-    model = load_model(cfg.checkpoint, cfg.get("device", "auto"))
+    model = load_model(cfg.checkpoint, cfg.get("device", "auto"))  # null: the bundled model
+    _check_scorable(model)
     started, cpu0 = time.time(), time.process_time()
-    with progress_bar(len(variants), "variants", bool(cfg.get("progress", True))) as bar, _naming(cfg.checkpoint):
+    with progress_bar(len(variants), "variants", bool(cfg.get("progress", True))) as bar, _naming(model.checkpoint):
         score_variants(model, variants, genome, int(cfg.window), int(cfg.num_samples), str(cfg.get("method", "auto")),
                        int(cfg.seed), int(cfg.batch_size), progress=bar.update)
         bar.update(max(bar.total - bar.n, 0))  # records with errors are done too
-    rows = []
-    for v in variants:
-        row = {"chrom": v.chrom, "pos": v.pos if v.pos is not None else "", "id": v.id, "ref": v.ref, "alt": v.alt,
-               "window_start": v.window[0] if v.window else "", "window_end": v.window[1] if v.window else "",
-               "error": v.error, **v.result}
-        if not v.result and not v.error:
-            row["error"] = "not scored"
-        rows.append(row)
+    rows = [variant_row(v) for v in variants]
     ok = [r for r in rows if not r["error"]]
     bad = [r for r in rows if r["error"]]
     out = output_dir(cfg)
@@ -204,13 +215,17 @@ def _run_variants(cfg: DictConfig) -> dict[str, Any]:
     name = str(cfg.get("output_name") or "variants")
     comment = (f"genodiff score variants: model={model.name} checkpoint={model.digest} window={int(cfg.window)}bp "
                f"num_samples={int(cfg.num_samples)} seed={int(cfg.seed)}\n"
-               "pos: 1-based (VCF); window_start/window_end: 0-based half-open genome interval scored\n"
+               "pos: 1-based (VCF); allele: 1-based index in the ALT list; other coordinates 0-based half-open\n"
+               "change: genome [change_start, change_end) replaced by inserted (REF/ALT with shared bases trimmed)\n"
+               "ref_window_start/end: genome interval scored for REF; alt_window_start/end: genome interval spanned "
+               "by the ALT window = genome[alt_window_start:change_start] + inserted + "
+               "genome[change_end:alt_window_end] (as long as the REF window)\n"
                "llr = nelbo_ref - nelbo_alt (nats; NELBO = upper bound on -log p). llr > 0: model favours ALT; "
                "< 0: favours REF. Same random draws for both alleles.\n"
                "llr_stderr: standard error of the paired per-draw differences; z = llr / llr_stderr")
     atomic_write_text(out / f"{name}.tsv", _tsv(rows, TSV_COLUMNS, comment))
     errors_path = out / f"{name}.errors.tsv"
-    atomic_write_text(errors_path, _tsv(bad, ["chrom", "pos", "id", "ref", "alt", "error"]))
+    atomic_write_text(errors_path, _tsv(bad, ERROR_COLUMNS))
     summary = {"mode": "variants", "input": str(cfg.input), "format": fmt, "records": len(rows), "scored": len(ok),
                "errors": len(bad), "model": {"name": model.name, "checkpoint": model.checkpoint,
                                              "digest": model.digest},

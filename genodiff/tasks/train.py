@@ -4,6 +4,14 @@ Outputs, in the run folder (Hydra's run dir, or ``output_dir``):
 ``checkpoints/last.ckpt`` (+ the best by validation NELBO), ``logs/`` (CSV and TensorBoard),
 ``export/`` (``model.safetensors`` + ``genodiff.json``, EMA weights) and ``summary.json``.
 ``resume=auto`` continues from ``checkpoints/last.ckpt`` of the run folder when it exists.
+
+Labelled data (``data.kind=labelled``, ``configs/data/labelled.yaml``): the sequences of a benchmark task
+(read here with :func:`genodiff.tasks.benchmark.load_task`) train a class-conditional model
+(``model.num_classes`` is set from the task's classes; ``label_dropout``, default 0.1, of the training labels
+become the null label), or, with ``model.name=sequence_classifier``, the noise-aware classifier of classifier
+guidance. The export's ``genodiff.json`` then records the label vocabulary: ``condition`` (class names in id
+order, ``null_label``, ``label_dropout``, the task and how it was split) or ``classifier`` (the same, for a
+classifier), which ``genodiff sample condition.label=<name>`` reads.
 """
 
 from __future__ import annotations
@@ -13,27 +21,38 @@ import logging
 import os
 import time
 import warnings
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 from omegaconf import DictConfig
 
+from genodiff.benchmarks.folds import inner_split
 from genodiff.config import resolve_text_config, to_plain
 from genodiff.errors import InputError
 from genodiff.interop.export import read_spec, save_export
 from genodiff.models.registry import MODEL_REGISTRY
 from genodiff.ops import configure_from
+from genodiff.tasks.benchmark import load_task
 from genodiff.tasks.run_folder import output_dir
 from genodiff.training.batching import plan_batches
 from genodiff.training.checkpoint_io import AtomicCheckpointIO
-from genodiff.training.datamodule import GenomeDataConfig, GenomeDataModule
-from genodiff.training.module import DiffusionLitModule
+from genodiff.training.datamodule import (
+    GenomeDataConfig,
+    GenomeDataModule,
+    LabelledArrays,
+    LabelledDataConfig,
+    LabelledDataModule,
+)
+from genodiff.training.module import DiffusionLitModule, NoisyClassifierLitModule
 from genodiff.training.text_datamodule import TextDataModule
+
+DEV_SPLITS = ("dev", "valid", "validation", "val")
 
 
 def quiet_lightning_logging() -> None:
@@ -87,15 +106,83 @@ def _resume_path(cfg: DictConfig, run_dir: Path) -> str | None:
 
 
 
+def load_labelled(config: LabelledDataConfig) -> tuple[dict[str, LabelledArrays], list[str], dict]:
+    """Train/valid/test :class:`LabelledArrays` of ``config.task``, the class names and how it was split.
+
+    The task's own splits are used when present (``train``, a dev split, ``test``; a single table is ``all``);
+    a missing test split takes ``test_fraction`` of the sequences, a missing dev split ``valid_fraction`` of the
+    rest, both stratified by class with ``config.seed`` (``genodiff.benchmarks.folds.inner_split``)."""
+    data, _meta = load_task(str(config.task), {"root": config.root, "seq_column": config.seq_column,
+                                               "label_column": config.label_column, "where": config.where,
+                                               "max_length": config.max_length}, config.cache_dir)
+    sets = data.splits
+    base_key = "train" if "train" in sets else "all" if "all" in sets else None
+    if base_key is None:
+        raise InputError(f"data.task={config.task}: no train split (splits: {', '.join(sets)})")
+    base = sets[base_key]
+    index = np.arange(len(base))
+    made = []
+    if "test" in sets:
+        test = sets["test"]
+    else:
+        index, held = inner_split(index, base.labels, float(config.test_fraction), int(config.seed))
+        test, made = base.subset(held), made + ["test"]
+    dev_key = next((k for k in DEV_SPLITS if k in sets), None)
+    if dev_key is not None:
+        valid = sets[dev_key]
+    else:
+        index, held = inner_split(index, base.labels, float(config.valid_fraction), int(config.seed) + 1)
+        valid, made = base.subset(held), made + ["valid"]
+    train = base.subset(index)
+    splits = {name: LabelledArrays(s.ids, s.lengths, s.labels) for name, s in
+              (("train", train), ("valid", valid), ("test", test))}
+    info = {"task": str(config.task), "source": data.source, "source_splits": sorted(sets),
+            "held_out": made, "split_seed": int(config.seed), "valid_fraction": float(config.valid_fraction),
+            "test_fraction": float(config.test_fraction), "sizes": {k: len(v) for k, v in splits.items()}}
+    return splits, list(data.classes), info
+
+
+def _with_num_classes(model: dict, num_classes: int) -> dict:
+    """The model spec with ``num_classes`` from the data (a different explicit value is an error)."""
+    model = dict(model)
+    given = model.get("num_classes")
+    if given not in (None, "auto", 0) and int(given) != num_classes:
+        raise InputError(f"model.num_classes={given} but data.task has {num_classes} classes")
+    model["num_classes"] = num_classes
+    return model
+
+
 def build_run(cfg: DictConfig, run_dir: Path):
     """(LightningModule, DataModule, Trainer kwargs, batch plan) from a composed training config."""
     trainer_cfg = to_plain(cfg.trainer)
     plan = plan_batches(int(cfg.global_batch_size), world_size_of(trainer_cfg), int(cfg.max_per_device_batch_size))
     data_cfg = to_plain(cfg.data)
+    model_spec = to_plain(cfg.model)
+    module_class, label_dropout = DiffusionLitModule, 0.0
+    if model_spec.get("name") == "sequence_classifier":
+        module_class = NoisyClassifierLitModule
+        if data_cfg.get("kind") != "labelled":
+            raise InputError("model.name=sequence_classifier trains on labelled sequences: set data=labelled")
     if data_cfg.get("kind") == "text":  # cfg went through resolve_text_config (vocab, model.vocab_size)
 
         datamodule = TextDataModule(data_cfg, batch_size=plan.per_device_batch_size, max_steps=int(cfg.max_steps),
                                     accumulate_grad_batches=plan.accumulate_grad_batches)
+    elif data_cfg.get("kind") == "labelled":
+        names = {f.name for f in fields(LabelledDataConfig)}
+        unknown = sorted(set(data_cfg) - names)
+        if unknown:
+            raise InputError(f"data: unknown labelled data key(s) {unknown} (known: {sorted(names)})")
+        config = LabelledDataConfig(**data_cfg)
+        splits, classes, info = load_labelled(config)
+        datamodule = LabelledDataModule(config, splits, classes, batch_size=plan.per_device_batch_size,
+                                        max_steps=int(cfg.max_steps),
+                                        accumulate_grad_batches=plan.accumulate_grad_batches)
+        datamodule.split_info = info
+        model_spec = _with_num_classes(model_spec, len(classes))
+        if module_class is DiffusionLitModule:
+            label_dropout = float(cfg.get("label_dropout", 0.1))
+            if not 0.0 <= label_dropout < 1.0:
+                raise InputError(f"label_dropout: must be in [0, 1), got {label_dropout}")
     else:
         data_cfg.pop("kind", None)
         try:
@@ -106,11 +193,12 @@ def build_run(cfg: DictConfig, run_dir: Path):
                                       max_steps=int(cfg.max_steps), accumulate_grad_batches=plan.accumulate_grad_batches)
     optim = to_plain(cfg.optim)
     optim.setdefault("max_steps", int(cfg.max_steps))
-    module = DiffusionLitModule(
-        model=to_plain(cfg.model),
+    kwargs = {"label_dropout": label_dropout} if label_dropout else {}
+    module = module_class(
+        model=model_spec,
         objective=to_plain(cfg.objective),
         optim=optim, vocab=to_plain(cfg.get("vocab", "dna")), ema_decay=cfg.get("ema_decay"), seed=int(cfg.seed),
-        init=cfg.get("init"),
+        init=cfg.get("init"), **kwargs,
     )
     return module, datamodule, trainer_cfg, plan
 
@@ -156,17 +244,38 @@ def make_trainer(cfg: DictConfig, trainer_cfg: dict, plan, run_dir: Path, extra_
     return L.Trainer(**kwargs)
 
 
-def export_model(module, run_dir: Path, cfg: DictConfig, extra: dict | None = None) -> Path:
+def label_spec(module, datamodule) -> dict:
+    """``{"condition": ...}`` (class-conditional model) or ``{"classifier": ...}`` (noisy classifier) for the
+    export of a run on labelled data: class names in id order, the null label and label dropout (condition),
+    the task and its splits; ``{}`` otherwise."""
+    if not isinstance(datamodule, LabelledDataModule):
+        return {}
+    info = {"classes": list(datamodule.classes), "num_classes": len(datamodule.classes),
+            "data": getattr(datamodule, "split_info", {"task": datamodule.config.task})}
+    if isinstance(module, NoisyClassifierLitModule):
+        return {"classifier": info}
+    return {"condition": {**info, "null_label": len(datamodule.classes),
+                          "label_dropout": float(module.hparams.get("label_dropout", 0.0) or 0.0)}}
+
+
+def export_model(module, run_dir: Path, cfg: DictConfig, extra: dict | None = None, labels: dict | None = None) -> Path:
+    if isinstance(module, NoisyClassifierLitModule) or not cfg.get("init"):
+        model = dict(module.hparams["model"])  # the composed spec, with num_classes filled from the data
+    else:
+        model = _model_spec(module)
+    if hasattr(module.backbone, "export_spec"):  # hf_mlm: records the transformers config (rebuilds offline)
+        model = module.backbone.export_spec()
     spec = {
-        "model": to_plain(cfg.model) if not cfg.get("init") else _model_spec(module),
+        "model": model,
         "objective": to_plain(cfg.objective),
         "vocab": to_plain(cfg.vocab),
         "training": {"job": cfg.get("job"), "global_step": int(module.global_step), "seed": int(cfg.seed),
                      "ema": module.ema is not None, "init": cfg.get("init"), **(extra or {})},
+        **(labels or {}),
     }
     module.swap_in_ema()
     try:
-        return save_export(module.backbone, spec, run_dir / "export")
+        return save_export(module.backbone, spec, run_dir / "export", objective=module.objective)  # Plaid: + E, gamma
     finally:
         module.swap_out_ema()
 
@@ -181,13 +290,16 @@ class ExportOnFitEnd(L.Callback):
         if trainer.is_global_zero:
             datamodule = trainer.datamodule
             extra = datamodule.export_extra() if hasattr(datamodule, "export_extra") else None
-            path = export_model(module, self.run_dir, self.cfg, extra)
+            path = export_model(module, self.run_dir, self.cfg, extra, label_spec(module, datamodule))
             if hasattr(datamodule, "write_export_files"):  # text: the tokenizer, into export/tokenizer/
                 datamodule.write_export_files(path)
 
 
 def _model_spec(module) -> dict:
-    """Registry spec of a backbone loaded from a pretrained checkpoint (its dataclass config)."""
+    """Registry spec of a backbone loaded from a pretrained checkpoint (its dataclass config, or the backbone's
+    own ``export_spec()``)."""
+    if hasattr(module.backbone, "export_spec"):
+        return module.backbone.export_spec()
     config = getattr(module.backbone, "config", None)
     kind = type(module.backbone).__name__.lower()
     name = {"caduceus": "caduceus", "mambalm": "mamba_lm", "dit": "dit", "transformerar": "transformer_ar"}.get(kind)

@@ -10,6 +10,10 @@ Splits come from a BED file with a split column (Basenji style ``chrom start end
 without one, from the tail of the last chromosome (``valid_tail_bp``, ``test_tail_bp``: the last
 ``test_tail_bp`` bases are test, the ``valid_tail_bp`` before them valid, all else train). Coordinates are
 0-based half-open.
+
+:class:`LabelledDataModule` serves labelled sequences (class-conditional MDLM, noise-aware classifiers) with
+the same resumable sampling; it takes arrays already tokenised by the caller (the training job reads the
+benchmark tables), since this layer does not import the benchmark package.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from genodiff.data.genome.cache import EncodedGenome, build_encoded_cache, cache_is_current
 from genodiff.data.genome.intervals import Interval, read_bed, split_by_column, tile_windows
+from genodiff.data.genome.vocab import PAD_ID
 from genodiff.data.genome.windows import GenomeWindowDataset
 from genodiff.data.manifest import dataset_paths, resolve_cache_dir
 from genodiff.data.prepare import PrepareConfig, prepare, say_stdout
@@ -248,3 +253,125 @@ class GenomeDataModule(StepDataModule):
                 f"resume: checkpoint was trained with data.seed={state.get('seed')} and per-device batch "
                 f"{state.get('batch_size')}, this run has {self.config.seed} and {self.batch_size}"
             )
+
+
+# ------------------------------------------------------------------------------------------ labelled
+@dataclass
+class LabelledDataConfig:
+    """Labelled sequences for class-conditional training (``configs/data/labelled.yaml``).
+
+    ``task``: what ``genodiff benchmark`` accepts (a Genomic Benchmarks task name, a task preset, a CSV/TSV/
+    parquet file with sequence and label columns, a folder of split tables or a GB folder); ``root``: a
+    materialised GB folder for a GB task name; ``seq_column`` / ``label_column`` / ``where``: table columns and
+    a row filter; ``max_length``: truncate longer sequences. Splits: the task's own ``train`` / ``dev`` /
+    ``test`` splits when it has them; ``valid_fraction`` of train (stratified, ``seed``) is held out when it
+    has no dev split, and ``test_fraction`` when it has no test split. ``max_eval_items``: cap on the valid /
+    test sequences scored during training (evenly spaced).
+    """
+
+    kind: str = "labelled"
+    task: str | None = None
+    root: str | None = None
+    seq_column: str | None = None
+    label_column: str | None = None
+    where: dict | None = None
+    max_length: int | None = None
+    valid_fraction: float = 0.1
+    test_fraction: float = 0.1
+    max_eval_items: int | None = 512
+    cache_dir: str | None = None
+    num_workers: int = 0
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.kind != "labelled":
+            raise InputError(f"data.kind: LabelledDataModule needs kind=labelled, got '{self.kind}'")
+        if not self.task:
+            raise InputError("data.task: required (a benchmark task name, a CSV/TSV/parquet table or a folder)")
+        for key in ("valid_fraction", "test_fraction"):
+            if not 0.0 <= float(getattr(self, key)) < 1.0:
+                raise InputError(f"data.{key}: must be in [0, 1), got {getattr(self, key)}")
+
+
+@dataclass
+class LabelledArrays:
+    """One split: ``ids`` (N, L) uint8 right-padded with ``[PAD]``, ``lengths`` (N,), ``labels`` (N,) in
+    ``0..C-1``."""
+
+    ids: np.ndarray
+    lengths: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def subset(self, index: np.ndarray) -> "LabelledArrays":
+        index = np.asarray(index, dtype=np.int64)
+        return LabelledArrays(self.ids[index], self.lengths[index], self.labels[index])
+
+
+class LabelledDataset(torch.utils.data.Dataset):
+    """Item ``i``: ``(ids LongTensor[L_max], length, label)`` of one split (:class:`LabelledArrays`)."""
+
+    def __init__(self, arrays: LabelledArrays):
+        self.arrays = arrays
+
+    def __len__(self) -> int:
+        return len(self.arrays)
+
+    def __getitem__(self, i: int):
+        a = self.arrays
+        return torch.from_numpy(a.ids[i].astype(np.int64)), int(a.lengths[i]), int(a.labels[i])
+
+
+def labelled_collate(items: list) -> dict[str, torch.Tensor]:
+    """``{"input_ids": LongTensor[B, L], "attention_mask": BoolTensor[B, L], "labels": LongTensor[B]}`` with ``L``
+    the longest sequence of the batch (``[PAD]`` after each sequence, attention mask False there)."""
+    lengths = torch.tensor([n for _, n, _ in items], dtype=torch.long)
+    L = int(lengths.max())
+    ids = torch.stack([x[:L] for x, _, _ in items])
+    mask = torch.arange(L)[None, :] < lengths[:, None]
+    ids = torch.where(mask, ids, torch.full_like(ids, PAD_ID))
+    return {"input_ids": ids, "attention_mask": mask, "labels": torch.tensor([y for _, _, y in items])}
+
+
+class LabelledDataModule(StepDataModule):
+    """Train/valid/test labelled sequences (``splits``: split name -> :class:`LabelledArrays`; ``classes``:
+    class names, ``classes[i]`` is label ``i``)."""
+
+    collate_fn = staticmethod(labelled_collate)
+
+    def __init__(self, config: LabelledDataConfig, splits: dict[str, LabelledArrays], classes: list[str],
+                 batch_size: int = 8, max_steps: int = 1000, accumulate_grad_batches: int = 1):
+        super().__init__(batch_size, max_steps, accumulate_grad_batches)
+        self.config, self.classes = config, list(classes)
+        missing = [s for s in SPLITS if s not in splits]
+        if missing:
+            raise InputError(f"data: labelled splits {missing} are missing")
+        self.splits = splits
+
+    def empty_split_message(self, split: str) -> str:
+        return f"data.task={self.config.task}: the {split} split has no sequences"
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        cap = self.config.max_eval_items
+        for split in SPLITS:
+            arrays = self.splits[split]
+            if split != "train" and cap and len(arrays) > cap:
+                arrays = arrays.subset(np.linspace(0, len(arrays) - 1, cap).round().astype(np.int64))
+            self.datasets[split] = LabelledDataset(arrays)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"seed": self.config.seed, "batch_size": self.batch_size, "classes": self.classes}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("seed") != self.config.seed or state.get("batch_size") != self.batch_size:
+            raise InputError(
+                f"resume: checkpoint was trained with data.seed={state.get('seed')} and per-device batch "
+                f"{state.get('batch_size')}, this run has {self.config.seed} and {self.batch_size}"
+            )
+        if state.get("classes") not in (None, self.classes):
+            raise InputError(f"resume: checkpoint was trained on classes {state.get('classes')}, this run has "
+                             f"{self.classes}")

@@ -93,3 +93,51 @@ def test_summary_half_range():
     assert half_range([0.2, 0.7]) == pytest.approx(0.25)
     assert summarize([0.5])["std"] == 0.0 and summarize([0.5])["half_range"] == 0.0
     assert summarize([float("nan"), 1.0])["n"] == 1
+
+
+def test_paired_comparison_against_hand_computation():
+    from itertools import product
+
+    from scipy import stats as st
+
+    from genodiff.benchmarks.metrics import paired_comparison
+
+    a = np.array([0.81, 0.79, 0.84, 0.80, 0.83])
+    b = np.array([0.78, 0.80, 0.79, 0.76, 0.80])
+    r = paired_comparison(a, b)
+    d = a - b
+    assert r["diff"] == pytest.approx(d.tolist()) and r["n"] == 5
+    assert r["diff_mean"] == pytest.approx(d.mean()) and r["diff_half_range"] == pytest.approx(np.ptp(d) / 2)
+    assert (r["wins"], r["ties"], r["losses"]) == (4, 0, 1)
+    # paired t-test by hand: t = mean / (sd / sqrt(n)), two-sided p from Student's t with n - 1 dof
+    t = d.mean() / (d.std(ddof=1) / math.sqrt(5))
+    assert r["t_pvalue"] == pytest.approx(2 * st.t.sf(abs(t), 4), rel=1e-9)
+    # exact Wilcoxon by enumerating all 2^5 sign assignments of the ranks of |d|
+    ranks = st.rankdata(np.abs(d))
+    w_obs = min(ranks[d > 0].sum(), ranks[d < 0].sum())
+    null = [sum(rk for rk, s in zip(ranks, signs) if s) for signs in product([0, 1], repeat=5)]
+    w_null = [min(w, ranks.sum() - w) for w in null]
+    assert r["wilcoxon_pvalue"] == pytest.approx(np.mean([w <= w_obs for w in w_null]))
+    # five splits all in favour: the smallest Wilcoxon p there is, 2 / 32
+    assert paired_comparison(a + 0.1, a)["wilcoxon_pvalue"] == pytest.approx(0.0625)
+
+
+def test_paired_comparison_power_and_negative_control():
+    from genodiff.benchmarks.metrics import paired_comparison
+
+    rng = np.random.default_rng(0)
+    # a real shift of 0.02 with split-to-split noise 0.005 (shared by both methods) over 10 splits: detected
+    base = rng.uniform(0.7, 0.9, 10)
+    shifted = paired_comparison(base + 0.02 + rng.normal(0, 0.005, 10), base)
+    assert shifted["t_pvalue"] < 1e-4 and shifted["wilcoxon_pvalue"] < 0.01
+    # no shift: p-values are uniform; over 200 null draws about 5% fall below 0.05 (never most of them)
+    ps = [paired_comparison(base + rng.normal(0, 0.01, 10), base + rng.normal(0, 0.01, 10))["t_pvalue"]
+          for _ in range(200)]
+    assert 0.01 < np.mean(np.array(ps) < 0.05) < 0.12
+    # identical results: no test is defined; NaN splits are left out
+    same = paired_comparison([0.8, 0.7, 0.9], [0.8, 0.7, 0.9])
+    assert same["ties"] == 3 and math.isnan(same["t_pvalue"]) and math.isnan(same["wilcoxon_pvalue"])
+    gap = paired_comparison([0.8, math.nan, 0.9, 0.7], [0.7, 0.6, 0.8, 0.65])
+    assert gap["n"] == 3 and gap["wins"] == 3
+    with pytest.raises(ValueError):
+        paired_comparison([0.1, 0.2], [0.1])

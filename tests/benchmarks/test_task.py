@@ -189,3 +189,87 @@ def test_cli_honours_output_dir(tmp_path):
     assert shlex.split(command) == ["genodiff", "benchmark", *[a for a in args if a not in hydra_args], *hydra_args]
     assert "'hydra.run.dir=" in command
     assert json.loads((out / "results.json").read_text())["command"] == command
+
+
+def test_pretrained_vs_random_init_paired(tmp_path):
+    """model.init=[random, <export>]: two neural methods on the same folds, compared split by split."""
+    import torch
+
+    from genodiff.interop.export import save_export
+    from genodiff.models.registry import build_model
+
+    cfg = {"d_model": 8, "n_layer": 1, "rcps": True}
+    torch.manual_seed(3)
+    export = save_export(build_model("caduceus", **cfg), {"model": {"name": "caduceus", **cfg},
+                                                          "objective": {"name": "mdlm"}, "vocab": {"name": "dna"}},
+                         tmp_path / "run" / "export")
+    data = motif_csv(tmp_path, 60)
+    out = tmp_path / "out"
+    run(compose_cfg([f"task={data}", f"output_dir={out}", "cv.folds=3", *FAST, "methods=[neural]",
+                     "model=caduceus_tiny", "model.d_model=8", "model.n_layer=1", f"model.init=[random,{export}]"]))
+    payload = json.loads((out / "results.json").read_text())
+    methods = sorted({u["method"] for u in payload["units"]})
+    assert methods == ["caduceus 8x1 [random init]", "caduceus 8x1 [run/export]"]
+    (pair,) = payload["paired"]
+    assert (pair["a"], pair["b"]) == ("caduceus 8x1 [run/export]", "caduceus 8x1 [random init]")
+    assert pair["splits"] == ["fold0", "fold1", "fold2"]
+    acc = {m: {u["split"]: u["metrics"]["accuracy"] for u in payload["units"] if u["method"] == m} for m in methods}
+    expect = [acc[pair["a"]][s] - acc[pair["b"]][s] for s in pair["splits"]]
+    assert pair["metrics"]["accuracy"]["diff"] == pytest.approx(expect)
+    report = (out / "report.md").read_text()
+    assert "### Paired comparisons (same splits)" in report and "Wilcoxon" in report
+    # the pretrained weights were really loaded: same folds, seeds and budget, yet different predictions
+    preds = list(csv.DictReader((out / "predictions.csv").open()))
+    by = {m: {(r["split"], r["test_index"]): r["p_1"] for r in preds if r["method"] == m} for m in methods}
+    assert by[methods[0]].keys() == by[methods[1]].keys()
+    assert by[methods[0]] != by[methods[1]]
+
+
+def test_init_bundled_resolves_to_the_bundled_export(tmp_path, monkeypatch):
+    import torch
+
+    from genodiff.interop import export as E
+    from genodiff.models.registry import build_model
+    from genodiff.tasks.benchmark import method_specs
+
+    root = tmp_path / "models"
+    cfg = {"d_model": 8, "n_layer": 1, "rcps": True}
+    torch.manual_seed(0)
+    E.save_export(build_model("caduceus", **cfg), {"model": {"name": "caduceus", **cfg}, "objective": {"name": "mdlm"},
+                                                   "vocab": {"name": "dna"}}, root / E.DEFAULT_MODEL)
+    monkeypatch.setattr(E, "bundled_models_dir", lambda: root)
+    specs = method_specs(compose_cfg(["task=x", "methods=[neural]", "model=caduceus_tiny",
+                                      f"model.init=[random,bundled,bundled:{E.DEFAULT_MODEL}]"]))
+    assert [s["init"] for s in specs] == [None, str(root / E.DEFAULT_MODEL), str(root / E.DEFAULT_MODEL)]
+    assert specs[1]["label"].endswith("[bundled]") and specs[0]["label"].endswith("[random init]")
+    with pytest.raises(InputError, match="no bundled model 'nope'"):
+        method_specs(compose_cfg(["task=x", "methods=[neural]", "model.init=bundled:nope"]))
+
+
+def test_suite_resumes_finished_tasks_with_the_same_settings(tmp_path, monkeypatch, capsys):
+    """A suite rerun into the same output_dir reuses task reports written with the same settings (a killed suite
+    continues), recomputes those whose settings changed, and writes the same suite table."""
+    import genodiff.tasks.benchmark as B
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a, b = motif_csv(tmp_path / "a", 40), motif_csv(tmp_path / "b", 40)
+    out = tmp_path / "suite"
+    base = ["task=suite", f"output_dir={out}", f"suite.tasks=[{a},{b}]", "methods=[kmer_lr]", "cv.folds=2", *FAST]
+    run(compose_cfg(base))
+    table = (out / "suite.md").read_text()
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["b_motif", "motif"]
+    (out / "b_motif").rename(tmp_path / "b_report")  # as if the run had been killed during the second task
+    calls = []
+    real = B.run_task
+    monkeypatch.setattr(B, "run_task", lambda cfg, task, folder, command: calls.append(task) or real(cfg, task, folder,
+                                                                                                       command))
+    run(compose_cfg(base + ["progress=true", "n_jobs=2"]))  # run-only keys may differ
+    assert calls == [str(b)] and "reusing" in capsys.readouterr().out
+    assert (out / "suite.md").read_text() == table
+    calls.clear()
+    run(compose_cfg(base + ["kmer_lr.Cs=[0.1]"]))  # a result setting changed: everything is recomputed
+    assert calls == [str(a), str(b)]
+    calls.clear()
+    run(compose_cfg(base + ["kmer_lr.Cs=[0.1]", "suite.resume=false"]))
+    assert calls == [str(a), str(b)]

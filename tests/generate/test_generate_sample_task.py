@@ -106,8 +106,8 @@ def test_gc_target_rejection_reports_acceptance(tmp_path, tiny_run):
 def test_bad_inputs_are_one_line_errors(tmp_path, tiny_run):
     with pytest.raises(InputError, match="sampler"):
         sample.run(make_cfg(tmp_path, checkpoint=str(tiny_run), sampler="magic"))
-    with pytest.raises(InputError, match="checkpoint"):
-        sample.run(make_cfg(tmp_path))
+    with pytest.raises(InputError, match="checkpoint"):  # (no checkpoint at all is the bundled model)
+        sample.run(make_cfg(tmp_path, checkpoint=str(tmp_path / "no_such_run")))
     with pytest.raises(InputError, match="region"):
         sample.run(make_cfg(tmp_path, checkpoint=str(tiny_run), **{"conditioning.fasta": str(tmp_path / "x.fa"),
                                                                      "conditioning.region": "chr1:5-2"}))

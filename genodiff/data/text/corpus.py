@@ -49,6 +49,7 @@ import numpy as np
 from genodiff.data.files import install_folder
 from genodiff.data.hub import hub_reachable
 from genodiff.data.manifest import resolve_cache_dir
+from genodiff.data.text.detokenize import detokenizer
 from genodiff.errors import InputError
 
 __all__ = [
@@ -73,6 +74,12 @@ HF_ALIASES: dict[str, tuple[str, str | None, dict[str, str]]] = {
     "wikitext-2": ("Salesforce/wikitext", "wikitext-2-raw-v1", {"train": "train", "valid": "validation", "test": "test"}),
     "lm1b": ("dvruette/lm1b", None, {"train": "train", "valid": "test", "test": "test"}),
     "openwebtext": ("Skylion007/openwebtext", None, {"train": "train"}),
+    # the zero-shot sets of MDLM's table 3 (test splits; genodiff evaluate sets=[ptb, lambada, ...])
+    "ptb": ("ptb_text_only", None, {"train": "train", "valid": "validation", "test": "test"}),
+    "lambada": ("EleutherAI/lambada_openai", "default", {"test": "test"}),
+    "ag_news": ("fancyzhx/ag_news", None, {"test": "test"}),
+    "pubmed": ("armanc/scientific_papers", "pubmed", {"test": "test"}),
+    "arxiv": ("armanc/scientific_papers", "arxiv", {"test": "test"}),
 }
 
 
@@ -92,6 +99,7 @@ class TextSourceConfig:
     valid_fraction: float = 0.05
     test_fraction: float = 0.05
     min_documents_for_split: int = 20
+    detokenizer: str | None = None  # none | ptb | wikitext | lm1b | lambada | scientific_papers (data/text/detokenize.py)
 
 
 # ------------------------------------------------------------------------------------ local files
@@ -293,10 +301,10 @@ def _hf_documents(cfg: TextSourceConfig) -> dict[str, list[str]]:
         column = cfg.jsonl_field if cfg.jsonl_field in ds.column_names else ds.column_names[0]
         texts = ds[column] if cfg.hf_max_documents is None else ds.select(range(min(len(ds), cfg.hf_max_documents)))[column]
         out[split] = [t for t in texts if t and t.strip()]
-    if "valid" not in out or "test" not in out:  # e.g. openwebtext has only train: split its tail
+    if "test" not in out and "train" in out:  # e.g. openwebtext has only train: split its tail
         docs = out.pop("train")
         out = _split_documents(docs, cfg)
-    return out
+    return {split: out.get(split, []) for split in SPLITS}  # a test-only set (lambada) has empty train/valid
 
 
 class _datasets_offline:
@@ -354,7 +362,14 @@ def _split_documents(docs: list[str], cfg: TextSourceConfig) -> dict[str, list[s
 
 
 def load_documents(cfg: TextSourceConfig) -> dict[str, list[str]]:
-    """``{"train": [...], "valid": [...], "test": [...]}`` documents of the configured source."""
+    """``{"train": [...], "valid": [...], "test": [...]}`` documents of the configured source, each passed
+    through ``cfg.detokenizer`` (:mod:`genodiff.data.text.detokenize`) when one is set."""
+    undo = detokenizer(cfg.detokenizer)
+    docs = _load_documents(cfg)
+    return docs if undo is None else {split: [undo(d) for d in split_docs] for split, split_docs in docs.items()}
+
+
+def _load_documents(cfg: TextSourceConfig) -> dict[str, list[str]]:
     if cfg.source == "local":
         files = expand_text_files(list(cfg.text_files or []) or _missing("data.text_files"))
         docs = [d for f in files for d in read_documents(f, cfg.jsonl_field, cfg.line_documents)]
@@ -375,6 +390,8 @@ def _missing(key: str):
 def source_fingerprint(cfg: TextSourceConfig) -> dict[str, Any]:
     """What identifies the source's content without reading it all (paths, sizes, mtimes; versions)."""
     info: dict[str, Any] = {k: v for k, v in asdict(cfg).items()}
+    if info.get("detokenizer") in (None, "", "none"):  # caches made before detokenizers existed stay valid
+        info.pop("detokenizer", None)
     if cfg.source == "local":
         info["files"] = [(str(p.resolve()), p.stat().st_size, int(p.stat().st_mtime_ns))
                          for p in expand_text_files(list(cfg.text_files or []) or _missing("data.text_files"))]
