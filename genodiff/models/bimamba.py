@@ -66,7 +66,7 @@ class BiMamba(nn.Module):
         xz_rev = xz if rev.in_proj.weight is fwd.in_proj.weight and rev.in_proj.bias is fwd.in_proj.bias \
             else rev.in_proj(hidden_states)
         y_fwd = fwd.ssm(xz)  # (B, L, d_inner)
-        y_rev = rev.ssm(xz_rev.flip(1)).flip(1)  # back in forward coordinates
+        y_rev = rev.ssm(xz_rev, reverse=True)  # the time-reversed sequence's mixer, in forward coordinates
         if self.bidirectional_strategy == "add":
             if rev.out_proj.weight is fwd.out_proj.weight:
                 out = F.linear(y_fwd + y_rev, fwd.out_proj.weight)

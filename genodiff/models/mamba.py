@@ -33,6 +33,7 @@ from genodiff.data.genome.vocab import VOCAB_SIZE
 from genodiff.models.config import ModelConfig
 from genodiff.ops.conv import causal_conv1d
 from genodiff.ops.norm import LayerNorm, RMSNorm, add_norm
+from genodiff.ops.mixer import mixer_inference, mixer_inference_applies
 from genodiff.ops.selective_scan import selective_scan
 
 __all__ = [
@@ -138,11 +139,20 @@ class Mamba(nn.Module):
         self.D._no_weight_decay = True
         self.out_proj = nn.Linear(self.d_inner, self.d_model, bias=bias, **fk)
 
-    def ssm(self, xz: torch.Tensor) -> torch.Tensor:
+    def ssm(self, xz: torch.Tensor, reverse: bool = False) -> torch.Tensor:
         """Everything between ``in_proj`` and ``out_proj``.
 
         xz: (B, L, 2 * d_inner), the ``in_proj`` output ``[x | z]``. Returns y: (B, L, d_inner).
+        ``reverse``: the mixer of the time-reversed sequence, in forward coordinates (``ssm(xz.flip(1)).flip(1)``).
+        Without autograd on a CPU this runs the fused forward-only kernels (:func:`genodiff.ops.mixer_inference`).
         """
+        params = (self.conv1d.weight, self.x_proj.weight, self.dt_proj.weight, self.A_log, self.D)
+        if mixer_inference_applies(xz, *params):
+            return mixer_inference(xz, self.conv1d.weight.view(self.d_inner, self.d_conv), self.conv1d.bias,
+                                   self.x_proj.weight, self.dt_proj.weight, self.dt_proj.bias,
+                                   -torch.exp(self.A_log.float()), self.D, self.dt_rank, self.d_state, reverse)
+        if reverse:
+            return self.ssm(xz.flip(1)).flip(1)
         seqlen = xz.shape[1]
         xz = xz.transpose(1, 2)  # (B, 2*d_inner, L)
         x, z = xz.chunk(2, dim=1)

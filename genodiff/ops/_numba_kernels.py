@@ -1,24 +1,35 @@
 """numba kernels of the fast CPU selective scan (imported lazily by :mod:`genodiff.ops._scan_numba`).
 
-Layouts (C-contiguous, one dtype per call: float32, or float64 for float64 inputs):
+Training kernels (``scan_fwd``/``scan_bwd``, channel-major, vectorised over the state). Layouts (C-contiguous, one dtype per call: float32, or float64 for float64 inputs):
 u, delta, y, du, ddelta: (batch, dim, L); A: (dim, N); B, C: (batch, G, L, N) time-major so the
 inner loop over the state runs over contiguous memory; last, dlast, dA_part: (batch, dim, N);
 dB_part, dC_part: (batch, G, nblk, L, N) per-block partial sums.
 
+Inference kernels (``conv_silu_tm``/``scan_infer_tm``, forward only, float32): time-major (batch, L, D)
+tensors as the projections produce them, vectorised over channels; see their docstrings.
+
 The float32 kernels use :func:`fexp`, a branch-free Cephes-style expf (range reduction + degree-6
-polynomial, max relative error ~6e-8 on [-87, 88]) that LLVM vectorises over the state dimension;
-numba's ``math.exp`` is a scalar libm call and was ~5x slower here. float64 uses ``math.exp``.
+polynomial, max relative error ~8e-8 on [-87, 88], ~3e-7 under the kernels' fast-math flags);
+numba's ``math.exp`` is a scalar libm call and was ~5x slower here. It is inlined into the calling loop
+(``inline="always"``) and floors by truncation and a select, so the loop that calls it vectorises; the
+kernels' fast-math flags then apply to it too (its accuracy is tested under them). float64 uses ``math.exp``.
 """
 
 from __future__ import annotations
 
 import math
 import types as types_mod
+import warnings
 
 import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
+from numba.core.errors import NumbaIRAssumptionWarning
 from numba.extending import intrinsic, overload
+
+# numba's pedantic SSA check flags the select-style branches of the inlined fexp ("variable ... is not in
+# scope"); the compiled code is correct (tested), the warning is noise for users on the first compile
+warnings.filterwarnings("ignore", category=NumbaIRAssumptionWarning)
 
 _FASTMATH = {"contract", "reassoc", "nsz", "arcp"}  # reassoc: vectorise the sum over the state
 _OPTS = dict(cache=True, nogil=True, fastmath=_FASTMATH)
@@ -39,13 +50,16 @@ def fexp(x):  # pragma: no cover - replaced by the overload inside compiled code
     return math.exp(x)
 
 
-@overload(fexp, jit_options={"fastmath": False})  # keep Cody-Waite reduction un-reassociated
+@overload(fexp, inline="always")
 def _ov_fexp(x):
     if isinstance(x, types.Float) and x.bitwidth == 32:
 
         def impl(x):  # pragma: no cover - compiled
             xc = min(max(x, np.float32(-87.0)), np.float32(88.0))
-            kf = math.floor(xc * np.float32(1.44269504088896341) + np.float32(0.5))
+            t = xc * np.float32(1.44269504088896341) + np.float32(0.5)
+            k = np.int32(t)  # truncation; floor(t) below, as a select (math.floor would be a libm call)
+            kf = np.float32(k)
+            kf = kf - np.float32(kf > t)
             r = xc - kf * np.float32(0.693359375)
             r = r - kf * np.float32(-2.12194440e-4)
             p = np.float32(1.9875691500e-4)
@@ -56,13 +70,9 @@ def _ov_fexp(x):
             p = p * r + np.float32(5.0000001201e-1)
             p = p * r * r + r + np.float32(1.0)
             res = p * _bits_to_f32((np.int32(kf) + np.int32(127)) << np.int32(23))
-            if x < np.float32(-87.0):  # true value < 1.7e-38: flush to 0
-                res = np.float32(0.0)
-            if x > np.float32(88.72):
-                res = np.float32(np.inf)
-            if x != x:
-                res = x
-            return res
+            res = np.float32(0.0) if x < np.float32(-87.0) else res  # true value < 1.7e-38: flush to 0
+            res = np.float32(np.inf) if x > np.float32(88.72) else res
+            return x if x != x else res
 
         return impl
     if isinstance(x, types.Float):
@@ -74,6 +84,45 @@ def _ov_fexp(x):
 def vexp(x, out):  # pragma: no cover - compiled; used by tests to check fexp
     for i in range(x.size):
         out[i] = fexp(x[i])
+
+
+@njit(fastmath=_FASTMATH)
+def vexp_fastmath(x, out):  # pragma: no cover - compiled; fexp inlined under the kernels' fast-math flags
+    for i in range(x.size):
+        out[i] = fexp(x[i])
+
+
+@njit(inline="always")
+def fsoftplus(x):  # pragma: no cover - compiled
+    """softplus(x) = log(1 + exp(x)) (torch's threshold: x > 20 -> x) for float32, vectorisable:
+    max(x, 0) + log1p(exp(-|x|)) with log1p(y) = 2 atanh(y / (2 + y)) as its odd series up to s^15
+    (s <= 1/3; truncation < 2e-8 relative). Max relative error ~3e-7."""
+    y = fexp(-abs(x))
+    s = y / (np.float32(2.0) + y)
+    s2 = s * s
+    p = np.float32(1.0 / 15.0)
+    p = p * s2 + np.float32(1.0 / 13.0)
+    p = p * s2 + np.float32(1.0 / 11.0)
+    p = p * s2 + np.float32(1.0 / 9.0)
+    p = p * s2 + np.float32(1.0 / 7.0)
+    p = p * s2 + np.float32(1.0 / 5.0)
+    p = p * s2 + np.float32(1.0 / 3.0)
+    p = p * s2 + np.float32(1.0)
+    res = max(x, np.float32(0.0)) + np.float32(2.0) * s * p
+    return x if x > np.float32(20.0) else res
+
+
+@njit(inline="always")
+def fsilu(x):  # pragma: no cover - compiled
+    """silu(x) = x * sigmoid(x) for float32 (vectorisable)."""
+    return x / (np.float32(1.0) + fexp(-x))
+
+
+@njit(fastmath={"contract", "nsz", "arcp"})
+def vsoftplus_silu(x, sp_out, silu_out):  # pragma: no cover - compiled; used by tests
+    for i in range(x.size):
+        sp_out[i] = fsoftplus(x[i])
+        silu_out[i] = fsilu(x[i])
 
 
 def _scan_fwd(u, delta, A, Bm, Cm, y, last):  # pragma: no cover - compiled
@@ -169,6 +218,94 @@ def _scan_bwd(u, delta, A, Bm, Cm, dy, dlast, du, ddelta, dA_part, dB_part, dC_p
                 dA_part[b, d, n] = dacc[n]
 
 
+def _conv_silu_tm(x, wT, bias, out, reverse):  # pragma: no cover - compiled
+    """Depthwise conv + SiLU in time-major layout: x (batch, L, >= D) (its first D channels are read),
+    wT (K, D), bias (D,), out (batch, L, D). Causal (t sees x[t-K+1..t]) or, with ``reverse``, the same
+    filter run against time (t sees x[t..t+K-1], tap k at t+K-1-k): the causal conv of the time-reversed
+    sequence, read back in forward time."""
+    batch, L, D = out.shape
+    K = wT.shape[0]
+    for task in prange(batch * L):
+        b = task // L
+        t = task - b * L
+        o = out[b, t]
+        for d in range(D):
+            o[d] = bias[d]
+        for k in range(K):
+            s = t + (K - 1) - k if reverse else t - (K - 1) + k
+            if s >= 0 and s < L:
+                xs = x[b, s]
+                wk = wT[k]
+                for d in range(D):
+                    o[d] += wk[d] * xs[d]
+        for d in range(D):
+            o[d] = fsilu(o[d])
+
+
+def _scan_infer_tm(u, xdbl, dt_rank, off_b, off_c, dtwT, dt_bias, AT, skip, xz, y, reverse,
+                   block):  # pragma: no cover - compiled
+    """Forward-only selective scan with the rest of the Mamba mixer after ``x_proj``, time-major and
+    vectorised over channels.
+
+    u (the conv output), y: (batch, L, D); xdbl: (batch, L, >= off_c + N) = ``x_proj`` output
+    ``[dt_low | B | C]`` (dt_low at channels 0..dt_rank-1, B at off_b.., C at off_c..); dtwT: (dt_rank, D)
+    = ``dt_proj.weight`` transposed; dt_bias, skip: (D,); AT: (N, D) = A transposed; xz: (batch, L, 2 D),
+    z = its channels D..2D-1. Per time t::
+
+        dt = softplus(dt_low[t] @ dtwT + dt_bias)
+        h[n] = exp(dt A[:, n]) h[n] + dt u[t] B[t, n];   y[t] = (sum_n C[t, n] h[n] + skip u[t]) silu(z[t])
+
+    With ``reverse`` t runs from L-1 down to 0 (the scan of the time-reversed sequence, in forward
+    coordinates). Tasks: (batch, block of channels); a block's state (N, block) stays in L1."""
+    batch, L, D = u.shape
+    N = AT.shape[0]
+    nblk = (D + block - 1) // block
+    for task in prange(batch * nblk):
+        b = task // nblk
+        d0 = (task - b * nblk) * block
+        w = min(block, D - d0)
+        h = np.zeros((N, w), dtype=u.dtype)
+        a = np.empty((N, w), dtype=u.dtype)
+        dtt = np.empty(w, dtype=u.dtype)
+        dtu = np.empty(w, dtype=u.dtype)
+        acc = np.empty(w, dtype=u.dtype)
+        for n in range(N):
+            an = AT[n, d0:d0 + w]
+            for j in range(w):
+                a[n, j] = an[j]
+        sk = skip[d0:d0 + w]
+        bias = dt_bias[d0:d0 + w]
+        for s in range(L):
+            t = L - 1 - s if reverse else s
+            ut = u[b, t, d0:d0 + w]
+            for j in range(w):  # short loops over one or two arrays each: they vectorise
+                dtt[j] = bias[j]
+            for r in range(dt_rank):
+                cr = xdbl[b, t, r]
+                wr = dtwT[r, d0:d0 + w]
+                for j in range(w):
+                    dtt[j] += cr * wr[j]
+            for j in range(w):
+                dtt[j] = fsoftplus(dtt[j])
+            for j in range(w):
+                dtu[j] = dtt[j] * ut[j]
+            for j in range(w):
+                acc[j] = sk[j] * ut[j]
+            for n in range(N):
+                bn = xdbl[b, t, off_b + n]
+                cn = xdbl[b, t, off_c + n]
+                an = a[n]
+                hn = h[n]
+                for j in range(w):
+                    hv = fexp(dtt[j] * an[j]) * hn[j] + dtu[j] * bn
+                    hn[j] = hv
+                    acc[j] += hv * cn
+            zt = xz[b, t, D + d0:D + d0 + w]
+            yt = y[b, t, d0:d0 + w]
+            for j in range(w):
+                yt[j] = acc[j] * fsilu(zt[j])
+
+
 def _renamed(fn, suffix):
     """A copy of ``fn`` under another qualname, so numba's on-disk cache keeps the variants apart."""
     new = types_mod.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + suffix, fn.__defaults__,
@@ -185,3 +322,9 @@ scan_fwd = njit(parallel=True, **_OPTS)(_renamed(_scan_fwd, "_parallel"))
 scan_bwd = njit(parallel=True, **_OPTS)(_renamed(_scan_bwd, "_parallel"))
 scan_fwd_serial = njit(**_OPTS)(_renamed(_scan_fwd, "_serial"))
 scan_bwd_serial = njit(**_OPTS)(_renamed(_scan_bwd, "_serial"))
+# the inference kernels vectorise over channels and reduce nothing across lanes: no reassociation needed
+_OPTS_TM = dict(cache=True, nogil=True, fastmath={"contract", "nsz", "arcp"})
+conv_silu_tm = njit(parallel=True, **_OPTS_TM)(_renamed(_conv_silu_tm, "_parallel"))
+conv_silu_tm_serial = njit(**_OPTS_TM)(_renamed(_conv_silu_tm, "_serial"))
+scan_infer_tm = njit(parallel=True, **_OPTS_TM)(_renamed(_scan_infer_tm, "_parallel"))
+scan_infer_tm_serial = njit(**_OPTS_TM)(_renamed(_scan_infer_tm, "_serial"))

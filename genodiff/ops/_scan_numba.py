@@ -64,7 +64,8 @@ def _build():
     import numba  # noqa: PLC0415
 
     return {"fwd": nk.scan_fwd, "bwd": nk.scan_bwd, "fwd_serial": nk.scan_fwd_serial,
-            "bwd_serial": nk.scan_bwd_serial, "numba": numba}
+            "bwd_serial": nk.scan_bwd_serial, "conv_tm": nk.conv_silu_tm, "conv_tm_serial": nk.conv_silu_tm_serial,
+            "scan_tm": nk.scan_infer_tm, "scan_tm_serial": nk.scan_infer_tm_serial, "numba": numba}
 
 
 def _kernels():
@@ -79,13 +80,15 @@ def _num_threads(numba) -> int:
     return max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
 
 
-def _launch(k, name: str, nthreads: int, ntasks: int, *arrays) -> None:
-    """Run kernel ``name`` ("fwd"/"bwd"): parallel variant, or the serial one for a single thread and
+def _launch(k, name: str, nthreads: int, ntasks: int, *arrays, work: int | None = None) -> None:
+    """Run kernel ``name`` ("fwd"/"bwd"/"conv_tm"/"scan_tm"): parallel variant, or the serial one for a single
+    thread, for less than ``_SERIAL_BELOW`` units of ``work`` (default: state-steps of the scan arrays) and
     in a process forked after this one had started numba's thread pool (see _numba_kernels)."""
     pid = os.getpid()
     forked = _state.get("pool_pid") not in (None, pid)
-    u, A = arrays[0], arrays[2]
-    small = u.size * A.shape[1] < _SERIAL_BELOW  # thread wake-up costs more than the work
+    if work is None:
+        work = arrays[0].size * arrays[2].shape[1]
+    small = work < _SERIAL_BELOW  # thread wake-up costs more than the work
     with _lock:
         if nthreads > 1 and not forked and not small:
             _state["pool_pid"] = pid
@@ -164,3 +167,48 @@ def scan(u, delta, A, B, C):
     Ct = C.transpose(-1, -2)
     y, last = _ScanFn.apply(u, delta, A, Bt, Ct)
     return y, last
+
+
+_INFER_BLOCK = 256  # channels per task of the inference scan (all of a small model's channels: one task per row)
+
+
+def mixer_inference(xz, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, dt_proj_bias, A, skip,
+                    dt_rank: int, d_state: int, reverse: bool = False):
+    """Forward-only Mamba mixer between ``in_proj`` and ``out_proj`` on float32 CPU tensors, time-major.
+
+    xz: (batch, L, 2 D) = ``in_proj`` output ``[x | z]``; conv_weight: (D, K); conv_bias: (D,) or None;
+    x_proj_weight: (dt_rank + 2 N, D); dt_proj_weight: (D, dt_rank); dt_proj_bias: (D,); A: (D, N);
+    skip: (D,). Returns y (batch, L, D)::
+
+        x = silu(conv(x)); [dt_low | B | C] = x_proj(x); dt = softplus(dt_proj(dt_low) + bias)
+        y = (scan(x, dt, A, B, C) + skip * x) * silu(z)
+
+    ``reverse``: the mixer applied to the time-reversed sequence, returned in forward coordinates
+    (``flip(mixer(flip(xz)))`` without the flips). No autograd graph is recorded.
+    """
+    import torch.nn.functional as F  # noqa: PLC0415
+
+    k = _kernels()
+    batch, L, two_d = xz.shape
+    D = two_d // 2
+    K = conv_weight.shape[1]
+    nthreads = _num_threads(k["numba"])
+    with torch.no_grad():
+        xz = xz.contiguous()
+        x = torch.empty(batch, L, D, dtype=torch.float32)
+        bias = conv_bias if conv_bias is not None else torch.zeros(D)
+        if x.numel() > 0:
+            _launch(k, "conv_tm", nthreads, batch * L, xz.numpy(), _np(conv_weight.t().contiguous().float()),
+                    _np(bias.float().contiguous()), x.numpy(), bool(reverse), work=batch * L * D * K)
+        x_dbl = F.linear(x, x_proj_weight)  # (batch, L, dt_rank + 2 N)
+        y = torch.empty(batch, L, D, dtype=torch.float32)
+        if y.numel() > 0:
+            # enough tasks for the threads (batch 1 splits its channels), blocks a multiple of 8 lanes
+            per_row = max(1, -(-2 * nthreads // batch))
+            block = min(_INFER_BLOCK, -(-(-(-D // per_row)) // 8) * 8)
+            _launch(k, "scan_tm", nthreads, batch * -(-D // block), x.numpy(), x_dbl.numpy(), int(dt_rank),
+                    int(dt_rank), int(dt_rank) + int(d_state), _np(dt_proj_weight.t().contiguous().float()),
+                    _np(dt_proj_bias.float().contiguous()), _np(A.t().contiguous().float()),
+                    _np(skip.float().contiguous()), xz.numpy(), y.numpy(), bool(reverse), block,
+                    work=batch * L * D * d_state)
+    return y
