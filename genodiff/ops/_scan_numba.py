@@ -32,6 +32,7 @@ import os
 import threading
 
 import torch
+import torch.nn.functional as F
 
 from genodiff.ops import _numba_kernels as nk
 
@@ -186,8 +187,6 @@ def mixer_inference(xz, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, d
     ``reverse``: the mixer applied to the time-reversed sequence, returned in forward coordinates
     (``flip(mixer(flip(xz)))`` without the flips). No autograd graph is recorded.
     """
-    import torch.nn.functional as F  # noqa: PLC0415
-
     k = _kernels()
     batch, L, two_d = xz.shape
     D = two_d // 2
