@@ -38,7 +38,7 @@ GROUPS = {
 
 def _group(name: str) -> str:
     for group, keys in GROUPS.items():
-        if any(name == k or name.startswith(k + "_") or name.startswith(k) for k in keys):
+        if name.startswith(keys):
             return group
     return "other_ops"
 

@@ -146,11 +146,10 @@ class Mamba(nn.Module):
         ``reverse``: the mixer of the time-reversed sequence, in forward coordinates (``ssm(xz.flip(1)).flip(1)``).
         Without autograd on a CPU this runs the fused forward-only kernels (:func:`genodiff.ops.mixer_inference`).
         """
-        params = (self.conv1d.weight, self.x_proj.weight, self.dt_proj.weight, self.A_log, self.D)
-        if mixer_inference_applies(xz, *params):
+        if mixer_inference_applies(xz, *self.parameters()):
             return mixer_inference(xz, self.conv1d.weight.view(self.d_inner, self.d_conv), self.conv1d.bias,
                                    self.x_proj.weight, self.dt_proj.weight, self.dt_proj.bias,
-                                   -torch.exp(self.A_log.float()), self.D, self.dt_rank, self.d_state, reverse)
+                                   -torch.exp(self.A_log.float()), self.D, reverse)
         if reverse:
             return self.ssm(xz.flip(1)).flip(1)
         seqlen = xz.shape[1]

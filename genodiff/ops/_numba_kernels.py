@@ -32,6 +32,8 @@ from numba.extending import intrinsic, overload
 warnings.filterwarnings("ignore", category=NumbaIRAssumptionWarning)
 
 _FASTMATH = {"contract", "reassoc", "nsz", "arcp"}  # reassoc: vectorise the sum over the state
+# the inference kernels vectorise over channels and reduce nothing across lanes: no reassociation needed
+_FASTMATH_TM = {"contract", "nsz", "arcp"}
 _OPTS = dict(cache=True, nogil=True, fastmath=_FASTMATH)
 
 
@@ -118,7 +120,7 @@ def fsilu(x):  # pragma: no cover - compiled
     return x / (np.float32(1.0) + fexp(-x))
 
 
-@njit(fastmath={"contract", "nsz", "arcp"})
+@njit(fastmath=_FASTMATH_TM)
 def vsoftplus_silu(x, sp_out, silu_out):  # pragma: no cover - compiled; used by tests
     for i in range(x.size):
         sp_out[i] = fsoftplus(x[i])
@@ -242,15 +244,13 @@ def _conv_silu_tm(x, wT, bias, out, reverse):  # pragma: no cover - compiled
             o[d] = fsilu(o[d])
 
 
-def _scan_infer_tm(u, xdbl, dt_rank, off_b, off_c, dtwT, dt_bias, AT, skip, xz, y, reverse,
-                   block):  # pragma: no cover - compiled
+def _scan_infer_tm(u, xdbl, dtwT, dt_bias, AT, skip, xz, y, reverse, block):  # pragma: no cover - compiled
     """Forward-only selective scan with the rest of the Mamba mixer after ``x_proj``, time-major and
     vectorised over channels.
 
-    u (the conv output), y: (batch, L, D); xdbl: (batch, L, >= off_c + N) = ``x_proj`` output
-    ``[dt_low | B | C]`` (dt_low at channels 0..dt_rank-1, B at off_b.., C at off_c..); dtwT: (dt_rank, D)
-    = ``dt_proj.weight`` transposed; dt_bias, skip: (D,); AT: (N, D) = A transposed; xz: (batch, L, 2 D),
-    z = its channels D..2D-1. Per time t::
+    u (the conv output), y: (batch, L, D); xdbl: (batch, L, dt_rank + 2 N) = ``x_proj`` output
+    ``[dt_low | B | C]``; dtwT: (dt_rank, D) = ``dt_proj.weight`` transposed; dt_bias, skip: (D,);
+    AT: (N, D) = A transposed; xz: (batch, L, 2 D), z = its channels D..2D-1. Per time t::
 
         dt = softplus(dt_low[t] @ dtwT + dt_bias)
         h[n] = exp(dt A[:, n]) h[n] + dt u[t] B[t, n];   y[t] = (sum_n C[t, n] h[n] + skip u[t]) silu(z[t])
@@ -259,6 +259,8 @@ def _scan_infer_tm(u, xdbl, dt_rank, off_b, off_c, dtwT, dt_bias, AT, skip, xz, 
     coordinates). Tasks: (batch, block of channels); a block's state (N, block) stays in L1."""
     batch, L, D = u.shape
     N = AT.shape[0]
+    dt_rank = dtwT.shape[0]
+    off_c = dt_rank + N
     nblk = (D + block - 1) // block
     for task in prange(batch * nblk):
         b = task // nblk
@@ -292,7 +294,7 @@ def _scan_infer_tm(u, xdbl, dt_rank, off_b, off_c, dtwT, dt_bias, AT, skip, xz, 
             for j in range(w):
                 acc[j] = sk[j] * ut[j]
             for n in range(N):
-                bn = xdbl[b, t, off_b + n]
+                bn = xdbl[b, t, dt_rank + n]
                 cn = xdbl[b, t, off_c + n]
                 an = a[n]
                 hn = h[n]
@@ -322,8 +324,7 @@ scan_fwd = njit(parallel=True, **_OPTS)(_renamed(_scan_fwd, "_parallel"))
 scan_bwd = njit(parallel=True, **_OPTS)(_renamed(_scan_bwd, "_parallel"))
 scan_fwd_serial = njit(**_OPTS)(_renamed(_scan_fwd, "_serial"))
 scan_bwd_serial = njit(**_OPTS)(_renamed(_scan_bwd, "_serial"))
-# the inference kernels vectorise over channels and reduce nothing across lanes: no reassociation needed
-_OPTS_TM = dict(cache=True, nogil=True, fastmath={"contract", "nsz", "arcp"})
+_OPTS_TM = dict(cache=True, nogil=True, fastmath=_FASTMATH_TM)
 conv_silu_tm = njit(parallel=True, **_OPTS_TM)(_renamed(_conv_silu_tm, "_parallel"))
 conv_silu_tm_serial = njit(**_OPTS_TM)(_renamed(_conv_silu_tm, "_serial"))
 scan_infer_tm = njit(parallel=True, **_OPTS_TM)(_renamed(_scan_infer_tm, "_parallel"))

@@ -174,7 +174,7 @@ _INFER_BLOCK = 256  # channels per task of the inference scan (all of a small mo
 
 
 def mixer_inference(xz, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, dt_proj_bias, A, skip,
-                    dt_rank: int, d_state: int, reverse: bool = False):
+                    reverse: bool = False):
     """Forward-only Mamba mixer between ``in_proj`` and ``out_proj`` on float32 CPU tensors, time-major.
 
     xz: (batch, L, 2 D) = ``in_proj`` output ``[x | z]``; conv_weight: (D, K); conv_bias: (D,) or None;
@@ -205,9 +205,9 @@ def mixer_inference(xz, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, d
             # enough tasks for the threads (batch 1 splits its channels), blocks a multiple of 8 lanes
             per_row = max(1, -(-2 * nthreads // batch))
             block = min(_INFER_BLOCK, -(-(-(-D // per_row)) // 8) * 8)
-            _launch(k, "scan_tm", nthreads, batch * -(-D // block), x.numpy(), x_dbl.numpy(), int(dt_rank),
-                    int(dt_rank), int(dt_rank) + int(d_state), _np(dt_proj_weight.t().contiguous().float()),
+            _launch(k, "scan_tm", nthreads, batch * -(-D // block), x.numpy(), x_dbl.numpy(),
+                    _np(dt_proj_weight.t().contiguous().float()),
                     _np(dt_proj_bias.float().contiguous()), _np(A.t().contiguous().float()),
                     _np(skip.float().contiguous()), xz.numpy(), y.numpy(), bool(reverse), block,
-                    work=batch * L * D * d_state)
+                    work=batch * L * D * A.shape[1])
     return y

@@ -38,7 +38,7 @@ def mixer_inference_applies(xz: torch.Tensor, *params: torch.Tensor) -> bool:
 
 def mixer_inference(xz: torch.Tensor, conv_weight: torch.Tensor, conv_bias, x_proj_weight: torch.Tensor,
                     dt_proj_weight: torch.Tensor, dt_proj_bias: torch.Tensor, A: torch.Tensor, skip: torch.Tensor,
-                    dt_rank: int, d_state: int, reverse: bool = False) -> torch.Tensor:
+                    reverse: bool = False) -> torch.Tensor:
     """The mixer's output y (batch, L, D) from ``xz`` (batch, L, 2 D) = ``[x | z]``; ``A`` (D, N) = -exp(A_log).
 
     Shapes and semantics: :func:`genodiff.ops._scan_numba.mixer_inference`. ``reverse``: the mixer of the
@@ -48,4 +48,4 @@ def mixer_inference(xz: torch.Tensor, conv_weight: torch.Tensor, conv_bias, x_pr
         raise ValueError(f"mixer_inference: xz must be (batch, L, 2 * d_inner), got {tuple(xz.shape)}")
     return _scan_numba.mixer_inference(xz.detach(), conv_weight.detach(), None if conv_bias is None else
                                        conv_bias.detach(), x_proj_weight.detach(), dt_proj_weight.detach(),
-                                       dt_proj_bias.detach(), A.detach(), skip.detach(), dt_rank, d_state, reverse)
+                                       dt_proj_bias.detach(), A.detach(), skip.detach(), reverse)
