@@ -24,14 +24,16 @@ def shared_data() -> Path:
 
 
 # Folders of many tiny models: intra-op threads only add contention there (and on a shared 2-core box).
+# A test module elsewhere opts in with a module-level ``ONE_TORCH_THREAD = True``.
 ONE_THREAD_FOLDERS = ("benchmarks", "diffusion", "text")
 
 
 @pytest.fixture(autouse=True)
 def _one_torch_thread_for_tiny_models(request):
-    """Tests under ONE_THREAD_FOLDERS run with one torch intra-op thread (restored afterwards)."""
+    """Tests under ONE_THREAD_FOLDERS, or in a module with ``ONE_TORCH_THREAD = True``, run with one torch
+    intra-op thread (restored afterwards)."""
     folder = Path(request.node.path).resolve().relative_to(Path(__file__).resolve().parent).parts[0]
-    if folder not in ONE_THREAD_FOLDERS:
+    if folder not in ONE_THREAD_FOLDERS and not getattr(request.module, "ONE_TORCH_THREAD", False):
         yield
         return
     before = torch.get_num_threads()

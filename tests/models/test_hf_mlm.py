@@ -28,13 +28,7 @@ from genodiff.models.hf_mlm import HFMaskedLM
 from genodiff.models.registry import build_model
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: tiny models only lose to thread synchronisation on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+ONE_TORCH_THREAD = True  # tiny models only lose to thread synchronisation on a shared machine (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")

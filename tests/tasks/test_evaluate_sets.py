@@ -34,13 +34,7 @@ PTB_STYLE = ("the company 's shares fell N N % to $ N in early trading and analy
              "a rebound <unk> soon .\n") * 8
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: tiny models only lose to thread synchronisation on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+ONE_TORCH_THREAD = True  # tiny models only lose to thread synchronisation on a shared machine (tests/conftest.py)
 
 
 def _byte_export(folder: Path, objective: str, seed: int) -> Path:
