@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
 
+from _job_config import job_config
 from gen_helpers import random_dna, write_fasta_text
 from genodiff.analysis import sequence_stats as S
 from genodiff.errors import InputError
 from genodiff.tasks import analyze
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 def test_statistics_on_known_inputs():
@@ -41,9 +39,7 @@ def test_analyze_report_with_markov_and_motifs(tmp_path):
     ar = write_fasta_text(tmp_path / "ar.fa", {"a": random_dna(300, 7)})
     motifs = tmp_path / "m.jaspar"
     motifs.write_text(">MA9999.1 TATA\nA [ 0 10 0 10 ]\nC [ 0 0 0 0 ]\nG [ 0 0 0 0 ]\nT [ 10 0 10 0 ]\n")
-    cfg = OmegaConf.load(CONFIGS / "analyze.yaml")
-    cfg.pop("hydra")
-    cfg.pop("defaults")
+    cfg = job_config("analyze")
     cfg.update({"samples": str(gen), "reference": str(ref), "ar": str(ar), "markov_order": 1, "motifs": str(motifs),
                 "output_dir": str(tmp_path / "out")})
     res = analyze.run(cfg)

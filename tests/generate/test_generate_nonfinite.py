@@ -9,16 +9,15 @@ import shutil
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
 from safetensors.torch import load_file, save_file
 
+from _job_config import job_config
 from gen_helpers import random_dna, write_fasta_text
 from genodiff.cli import main
 from genodiff.errors import NonFiniteError
 from genodiff.interop.export import WEIGHTS_NAME, resolve_export
 from genodiff.tasks import evaluate, score
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 @pytest.fixture(scope="module")
@@ -31,15 +30,6 @@ def nan_export(tiny_run, tmp_path_factory) -> Path:
     weights[name] = weights[name] * float("nan")
     save_file(weights, str(folder / WEIGHTS_NAME))
     return folder
-
-
-def _cfg(name: str, **overrides):
-    cfg = OmegaConf.load(CONFIGS / f"{name}.yaml")
-    cfg.pop("hydra")
-    cfg.pop("defaults")
-    for key, value in overrides.items():
-        OmegaConf.update(cfg, key, value, merge=True)
-    return cfg
 
 
 @pytest.mark.parametrize("sampler", ["cached", "first_hitting"])
@@ -72,7 +62,7 @@ def test_score_and_evaluate_with_nan_weights_raise_and_write_nothing(nan_export,
     fa = write_fasta_text(tmp_path / "in.fa", {"a": random_dna(64, 1)})
     out = tmp_path / "score"
     with pytest.raises(NonFiniteError, match=r"checkpoint .*non-finite NELBO"):
-        score.run(_cfg("score", checkpoint=str(nan_export), input=str(fa), num_samples=4, progress=False,
+        score.run(job_config("score", checkpoint=str(nan_export), input=str(fa), num_samples=4, progress=False,
                        output_dir=str(out)))
     assert not out.exists() or not any(out.iterdir())
     data = {"dataset": None, "fasta": str(genome_fa), "intervals": None, "cache_dir": str(tmp_path / "c"),
@@ -81,6 +71,6 @@ def test_score_and_evaluate_with_nan_weights_raise_and_write_nothing(nan_export,
             "split_mapping": {}}
     out = tmp_path / "eval"
     with pytest.raises(NonFiniteError, match=r"checkpoint .*batch 0: .*draw 1 of 2"):
-        evaluate.run(_cfg("evaluate", data=data, checkpoints=[str(nan_export)], markov_orders=[], num_samples=2,
+        evaluate.run(job_config("evaluate", data=data, checkpoints=[str(nan_export)], markov_orders=[], num_samples=2,
                           output_dir=str(out)))
     assert not out.exists() or not any(out.iterdir())

@@ -7,24 +7,18 @@ from pathlib import Path
 
 import pytest
 from Bio import SeqIO
-from omegaconf import OmegaConf
 
+from _job_config import job_config
 from genodiff.data.genome.reference import Genome
 from genodiff.errors import InputError
 from genodiff.tasks import sample
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 def make_cfg(tmp_path, **overrides):
-    cfg = OmegaConf.load(CONFIGS / "sample.yaml")
-    cfg.pop("hydra")
-    cfg.pop("defaults")
     base = {"output_dir": str(tmp_path / "out"), "num_samples": 3, "length": 64, "steps": 8, "batch_size": 2,
             "progress": False}
-    for key, value in {**base, **overrides}.items():
-        OmegaConf.update(cfg, key, value, merge=True)
-    return cfg
+    return job_config("sample", **{**base, **overrides})
 
 
 @pytest.mark.parametrize("sampler", ["ancestral", "cached", "first_hitting"])

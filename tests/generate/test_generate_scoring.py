@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
 
+from _job_config import job_config
 from gen_helpers import random_dna, write_fasta_text
 from genodiff.data.genome.tokenizer import reverse_complement, reverse_complement_ids
 from genodiff.diffusion.likelihood import estimate_nelbo
@@ -19,17 +19,11 @@ from genodiff.interop.export import load_model
 from genodiff.generate.scoring import make_draws, nelbo_with_draws, pick_method
 from genodiff.tasks import score
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 def score_cfg(tmp_path, **overrides):
-    cfg = OmegaConf.load(CONFIGS / "score.yaml")
-    cfg.pop("hydra")
-    cfg.pop("defaults")
     base = {"output_dir": str(tmp_path / "out"), "num_samples": 16, "progress": False}
-    for key, value in {**base, **overrides}.items():
-        OmegaConf.update(cfg, key, value, merge=True)
-    return cfg
+    return job_config("score", **{**base, **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -77,9 +71,7 @@ def test_score_task_agrees_with_evaluate(tmp_path, tiny_run, genome_fa):
             "window": 128, "train_stride": None, "eval_stride": None, "valid_tail_bp": 512, "test_tail_bp": 1024,
             "rc_prob": 0.0, "max_n_fraction": 0.5, "max_eval_windows": 8, "num_workers": 0, "seed": 0,
             "split_mapping": {}}
-    eval_cfg = OmegaConf.load(CONFIGS / "evaluate.yaml")
-    eval_cfg.pop("hydra")
-    eval_cfg.pop("defaults")
+    eval_cfg = job_config("evaluate")
     eval_cfg.data = data
     eval_cfg.checkpoints = [str(tiny_run)]
     eval_cfg.markov_orders = []
@@ -127,9 +119,7 @@ def test_evaluate_refuses_one_sample_and_never_prints_a_zero_stderr(tmp_path, ti
             "window": 128, "train_stride": None, "eval_stride": None, "valid_tail_bp": 512, "test_tail_bp": 1024,
             "rc_prob": 0.0, "max_n_fraction": 0.5, "max_eval_windows": 2, "num_workers": 0, "seed": 0,
             "split_mapping": {}}
-    cfg = OmegaConf.load(CONFIGS / "evaluate.yaml")
-    cfg.pop("hydra")
-    cfg.pop("defaults")
+    cfg = job_config("evaluate")
     cfg.data, cfg.checkpoints, cfg.markov_orders = data, [str(tiny_run)], [0]
     cfg.output_dir = str(tmp_path / "eval")
     cfg.num_samples = 1

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
 
+from _job_config import job_config
 from gen_helpers import write_fasta_text
 from fakes import PERIOD, fake_model, periodic_denoiser
 from genodiff.data.genome.reference import Genome
@@ -19,19 +19,13 @@ from genodiff.generate.scoring import make_draws, nelbo_with_draws
 from genodiff.generate.variants import read_variants, score_variants
 from genodiff.tasks import score
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 OTHER = {"A": "C", "C": "G", "G": "T", "T": "A"}
 
 
 def score_cfg(tmp_path, **overrides):
-    cfg = OmegaConf.load(CONFIGS / "score.yaml")
-    cfg.pop("hydra")
-    cfg.pop("defaults")
     base = {"output_dir": str(tmp_path / "out"), "num_samples": 8, "progress": False, "mode": "variants",
             "window": 64}
-    for key, value in {**base, **overrides}.items():
-        OmegaConf.update(cfg, key, value, merge=True)
-    return cfg
+    return job_config("score", **{**base, **overrides})
 
 
 def vcf_text(rows):

@@ -15,15 +15,14 @@ import numpy as np
 import pytest
 import torch
 from Bio import SeqIO
-from omegaconf import OmegaConf
 
+from _job_config import job_config
 from genodiff.config import compose_config
 from genodiff.errors import InputError
 from genodiff.generate.design import GuidanceConfig, guided_denoiser
 from genodiff.interop.export import load_model
 from genodiff.tasks import sample, train
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 MOTIF = "TATAAA"
 LENGTH = 40
 
@@ -72,14 +71,9 @@ def runs(tmp_path_factory):
 
 
 def make_cfg(tmp_path, **overrides):
-    cfg = OmegaConf.load(CONFIGS / "sample.yaml")
-    cfg.pop("hydra")
-    cfg.pop("defaults")
     base = {"output_dir": str(tmp_path / "out"), "num_samples": 3, "length": LENGTH, "steps": 8, "batch_size": 3,
             "progress": False, "num_threads": 1}
-    for key, value in {**base, **overrides}.items():
-        OmegaConf.update(cfg, key, value, merge=True)
-    return cfg
+    return job_config("sample", **{**base, **overrides})
 
 
 def records(tmp_path, name="samples"):

@@ -17,6 +17,7 @@ import torch
 from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "interop"))
+from _job_config import job_config  # noqa: E402
 from bundle_helpers import TINY_MODEL, make_export, use_bundled_dir  # noqa: E402
 
 from genodiff.cli import main  # noqa: E402
@@ -26,7 +27,6 @@ from genodiff.interop import export as E  # noqa: E402
 from genodiff.tasks import models as M  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIGS = REPO / "configs"
 torch.set_num_threads(1)
 
 
@@ -39,15 +39,6 @@ def _random_fasta(path: Path, n: int, seed: int = 0, name: str = "chrT") -> Path
     seq = "".join(rng.choice("ACGT") for _ in range(n))
     path.write_text(f">{name}\n" + "".join(seq[i:i + 60] + "\n" for i in range(0, n, 60)))
     return path
-
-
-def _job_cfg(job: str, **overrides):
-    cfg = OmegaConf.load(CONFIGS / f"{job}.yaml")
-    cfg.pop("hydra")
-    cfg.pop("defaults")
-    for key, value in overrides.items():
-        OmegaConf.update(cfg, key, value, merge=True)
-    return cfg
 
 
 @pytest.fixture
@@ -140,9 +131,9 @@ def test_show_prints_cards_and_facts(bundled, run_folder):
     with pytest.raises(InputError, match=r"^target: 'nope' is neither a bundled model \(bundled: caduceus-ps-tiny"):
         M.show_card("nope")
     with pytest.raises(InputError, match="action: 'bogus'"):
-        M.run(_job_cfg("models", action="bogus"))
+        M.run(job_config("models", action="bogus"))
     with pytest.raises(InputError, match="target: only for"):
-        M.run(_job_cfg("models", target="x"))
+        M.run(job_config("models", target="x"))
 
 
 def test_cli_models_list_and_show(bundled, tmp_path, capsys):
@@ -264,7 +255,7 @@ def test_sample_and_score_without_checkpoint_use_the_bundled_model(bundled, tmp_
     folder, _ = bundled
     digest = "sha256:" + _sha(folder / E.WEIGHTS_NAME)[:16]
     base = {"num_samples": 2, "length": 32, "steps": 4, "batch_size": 2, "progress": False, "device": "cpu"}
-    sample.run(_job_cfg("sample", output_dir=str(tmp_path / "s"), **base))
+    sample.run(job_config("sample", output_dir=str(tmp_path / "s"), **base))
     (rec, _) = SeqIO.parse(str(tmp_path / "s" / "samples.fa"), "fasta")
     assert f" model={E.DEFAULT_MODEL} checkpoint={digest} " in rec.description + " "
     side = json.loads((tmp_path / "s" / "samples.json").read_text())
@@ -272,14 +263,14 @@ def test_sample_and_score_without_checkpoint_use_the_bundled_model(bundled, tmp_
     assert side["model"]["checkpoint"] == f"bundled:{E.DEFAULT_MODEL}"
     # negative control: an explicit local checkpoint is named as itself
     local, _ = make_export(tmp_path / "local_export", seed=9)
-    sample.run(_job_cfg("sample", output_dir=str(tmp_path / "s2"), checkpoint=str(local), **base))
+    sample.run(job_config("sample", output_dir=str(tmp_path / "s2"), checkpoint=str(local), **base))
     side2 = json.loads((tmp_path / "s2" / "samples.json").read_text())
     assert side2["model"]["checkpoint"] == str(local) and side2["model"]["digest"] != digest
     fa = _random_fasta(tmp_path / "in.fa", 48, seed=4, name="r1")
-    score.run(_job_cfg("score", input=str(fa), output_dir=str(tmp_path / "sc"), num_samples=2, progress=False,
+    score.run(job_config("score", input=str(fa), output_dir=str(tmp_path / "sc"), num_samples=2, progress=False,
                        device="cpu"))
     tsv = (tmp_path / "sc" / "scores.tsv").read_text()
     assert f"model={E.DEFAULT_MODEL} checkpoint={digest}" in tsv.splitlines()[0]
     # text has no bundled model
     with pytest.raises(InputError, match="no text model is bundled"):
-        sample.run(_job_cfg("sample", kind="text", output_dir=str(tmp_path / "t"), **base))
+        sample.run(job_config("sample", kind="text", output_dir=str(tmp_path / "t"), **base))

@@ -11,13 +11,13 @@ import torch
 from Bio import SeqIO
 from omegaconf import OmegaConf
 
+from _job_config import job_config
 from genodiff.diffusion.plaid import PlaidObjective
 from genodiff.errors import InputError
 from genodiff.interop.export import OBJECTIVE_WEIGHTS_NAME, load_model
 from genodiff.tasks import evaluate, sample, score, train
 from train_helpers import tiny_config
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 def test_plaid_trains_exports_evaluates_and_samples(tmp_path):
@@ -48,13 +48,9 @@ def test_plaid_trains_exports_evaluates_and_samples(tmp_path):
     assert row["estimator"] == "antithetic" and row["likelihood"] == "upper bound"
     assert 1.0 < row["bits_per_base"] < 10.0 and row["bits_per_base_stderr"] > 0
 
-    scfg = OmegaConf.load(CONFIGS / "sample.yaml")
-    scfg.pop("hydra")
-    scfg.pop("defaults")
-    for key, value in {"checkpoint": str(export), "output_dir": str(tmp_path / "out"), "num_samples": 2,
-                       "length": 40, "steps": 4, "batch_size": 2, "progress": False,
-                       "conditioning.prefix": "ACGTAC"}.items():
-        OmegaConf.update(scfg, key, value, merge=True)
+    scfg = job_config("sample", **{"checkpoint": str(export), "output_dir": str(tmp_path / "out"), "num_samples": 2,
+                                   "length": 40, "steps": 4, "batch_size": 2, "progress": False,
+                                   "conditioning.prefix": "ACGTAC"})
     out = sample.run(scfg)
     recs = list(SeqIO.parse(str(tmp_path / "out" / "samples.fa"), "fasta"))
     assert len(recs) == 2 and all(len(r.seq) == 40 and str(r.seq).startswith("ACGTAC") for r in recs)
@@ -63,12 +59,8 @@ def test_plaid_trains_exports_evaluates_and_samples(tmp_path):
 
     fasta = tmp_path / "seqs.fa"
     fasta.write_text(">s\nACGTACGTAC\n")
-    score_cfg = OmegaConf.load(CONFIGS / "score.yaml")
-    score_cfg.pop("hydra")
-    score_cfg.pop("defaults")
-    for key, value in {"checkpoint": str(export), "input": str(fasta), "output_dir": str(tmp_path / "score"),
-                       "progress": False}.items():
-        OmegaConf.update(score_cfg, key, value, merge=True)
+    score_cfg = job_config("score", checkpoint=str(export), input=str(fasta), output_dir=str(tmp_path / "score"),
+                           progress=False)
     with pytest.raises(InputError, match="objective 'plaid'"):  # a clear refusal, not a traceback
         score.run(score_cfg)
 
