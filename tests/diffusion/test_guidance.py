@@ -141,6 +141,19 @@ def test_cfg_log_probs_shapes_and_disallowed_tokens():
         cfg_log_probs(c, u, vocab, -0.5)
 
 
+def classifier_guided_law(lw, log_p, w, z):
+    """Oracle of exact classifier guidance, by enumeration: per position l of the states z (B, L), the law
+    x_theta(v | z) * p(y | z with l set to v)^(1 + w) over the K bases, normalised. Returns (B, L, K)."""
+    pu = lw.token_probs(z, lw.marginal)
+    q = torch.zeros_like(pu)
+    for l in range(lw.L):
+        for v in range(lw.K):
+            cand = z.clone()
+            cand[:, l] = v
+            q[:, l, v] = pu[:, l, v] * torch.exp(log_p(cand)) ** (1 + w)
+    return q / q.sum(-1, keepdim=True)
+
+
 @pytest.mark.parametrize("w", [0.0, 1.0, 3.0])
 def test_classifier_guidance_token_law_equals_formula(lw, w):
     z = all_states(lw)
@@ -148,15 +161,8 @@ def test_classifier_guidance_token_law_equals_formula(lw, w):
     den = lw.conditional_denoiser(lw.null)  # the unconditional model
     cg = ClassifierGuidance(den, lw.vocab, log_p, w, mode="exact", batch_size=17)
     got = torch.softmax(cg(z, None), -1)[..., : lw.K]
-    # oracle: x_theta(v | z) * p(y | z with l set to v)^(1 + w), from enumeration
+    want = classifier_guided_law(lw, log_p, w, z)
     pu = lw.token_probs(z, lw.marginal)
-    want = torch.zeros_like(pu)
-    for l in range(lw.L):
-        for v in range(lw.K):
-            cand = z.clone()
-            cand[:, l] = v
-            want[:, l, v] = pu[:, l, v] * torch.exp(log_p(cand)) ** (1 + w)
-    want = want / want.sum(-1, keepdim=True)
     masked = z == lw.mask_id
     assert torch.allclose(got[masked], want[masked], atol=1e-10, rtol=0)
     assert cg.stats.exact_calls == 1 and cg.stats.first_order_calls == 0
@@ -324,14 +330,7 @@ def test_guided_ancestral_steps_match_enumeration(lw, kind):
         den = ClassifierGuidance(lw.conditional_denoiser(lw.null), lw.vocab, log_p, w, mode="exact")
 
         def law(z):
-            pu = lw.token_probs(z, lw.marginal)
-            q = torch.zeros_like(pu)
-            for l in range(lw.L):
-                for v in range(lw.K):
-                    cand = z.clone()
-                    cand[:, l] = v
-                    q[:, l, v] = pu[:, l, v] * torch.exp(log_p(cand)) ** (1 + w)
-            return q / q.sum(-1, keepdim=True)
+            return classifier_guided_law(lw, log_p, w, z)
     sched = make_schedule("loglinear")
     m = sched.mask_prob(torch.tensor([1.0, 0.5], dtype=torch.float64))
     want = _two_step_chain(lw, z0, law, float(m[0]), float(m[1]))
