@@ -63,6 +63,40 @@ def reference_windows(length: int, num: int, offset: int = 0) -> list[str]:
     return out
 
 
+def parse_config(spec: str, default_batch: int) -> tuple[str, int, int]:
+    """``method[:steps][@batch]`` -> (method, steps or 0, batch)."""
+    spec, _, batch = spec.partition("@")
+    method, _, steps = spec.partition(":")
+    return method, int(steps) if steps else 0, int(batch) if batch else default_batch
+
+
+def generate_unconditional(model, method: str, steps: int, batch: int, num: int, length: int, seed: int,
+                           progress=None) -> tuple[list[str], int, float, float]:
+    """``num`` unconditional sequences of ``length`` bp through ``genodiff sample``'s code path.
+
+    ``steps`` 0 means the sampler's default (first-hitting ignores it). ``progress(done)`` is called after each
+    batch. Returns (sequences, denoiser calls, wall seconds, process CPU seconds).
+    """
+    from genodiff.data.genome import vocab as V
+    from genodiff.diffusion.sampling import Sampler
+    from genodiff.generate import conditioning as C
+
+    sampler = Sampler({"method": method, "num_steps": steps or 1000, "schedule": model.objective.config.schedule},
+                      model.vocab)
+    g = torch.Generator().manual_seed(seed)
+    calls, seqs = 0, []
+    wall0, cpu0 = time.time(), time.process_time()
+    for start in range(0, num, batch):
+        x = torch.full((min(batch, num - start), length), V.MASK_ID, dtype=torch.long)
+        tokens, c, _ = C.fill(lambda x_init, generator: sampler.sample(model.denoiser, x_init=x_init, generator=generator),
+                              x, V.MASK_ID, None, None, g)
+        calls += c
+        seqs += [C.decode(row) for row in tokens]
+        if progress:
+            progress(len(seqs))
+    return seqs, calls, time.time() - wall0, time.process_time() - cpu0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", default=None)
@@ -79,9 +113,6 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from genodiff.analysis.sequence_stats import js_divergence, kmer_spectrum
-    from genodiff.data.genome import vocab as V
-    from genodiff.diffusion.sampling import Sampler
-    from genodiff.generate import conditioning as C
     from genodiff.interop.export import load_model
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_generate_"))
@@ -100,25 +131,8 @@ def main() -> None:
 
     results = []
     for spec in args.configs.split(","):
-        spec, _, batch = spec.partition("@")
-        method, _, steps = spec.partition(":")
-        batch = int(batch) if batch else args.batch
-        steps = int(steps) if steps else 0
-        sampler = Sampler({"method": method, "num_steps": steps or 1000, "schedule": model.objective.config.schedule},
-                          model.vocab)
-        g = torch.Generator().manual_seed(args.seed)
-        calls = 0
-        seqs = []
-        wall0, cpu0 = time.time(), time.process_time()
-        for start in range(0, args.num, batch):
-            b = min(batch, args.num - start)
-            x = torch.full((b, args.length), V.MASK_ID, dtype=torch.long)
-            tokens, c, _ = C.fill(lambda x_init, generator: sampler.sample(model.denoiser, x_init=x_init,
-                                                                             generator=generator),
-                                  x, V.MASK_ID, None, None, g)
-            calls += c
-            seqs += [C.decode(row) for row in tokens]
-        wall, cpu = time.time() - wall0, time.process_time() - cpu0
+        method, steps, batch = parse_config(spec, args.batch)
+        seqs, calls, wall, cpu = generate_unconditional(model, method, steps, batch, args.num, args.length, args.seed)
         if args.save_fasta:
             out = Path(args.save_fasta)
             out.mkdir(parents=True, exist_ok=True)

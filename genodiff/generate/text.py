@@ -27,6 +27,7 @@ import torch
 from genodiff.data.hub import hub_reachable
 from genodiff.data.text.tokenizers import load_tokenizer
 from genodiff.diffusion.objectives import ARObjective
+from genodiff.diffusion.plaid import PlaidObjective
 from genodiff.diffusion.sampling import Sampler
 from genodiff.errors import InputError
 from genodiff.generate.conditioning import fill
@@ -84,11 +85,18 @@ def generate_text(denoiser, objective, vocab, tokenizer, *, num_samples: int, le
 
     ``sampler``: a :class:`~genodiff.diffusion.sampling.SamplerConfig` dict. Lengths above ``block_length``
     use semi-autoregressive windows with ``stride`` new tokens each (:func:`fill_after_prefix`). One
-    generator seeded with ``seed`` draws all batches in turn."""
-    s = Sampler(sampler or {}, vocab)
+    generator seeded with ``seed`` draws all batches in turn. A Plaid model (Gaussian diffusion on embeddings)
+    uses its own reverse process with ``sampler["num_steps"]`` steps; the other sampler keys do not apply."""
+    if isinstance(objective, PlaidObjective):
+        steps = int((sampler or {}).get("num_steps", 1000))
 
-    def sample_window(x_init, generator):
-        return s.sample(denoiser, x_init=x_init, generator=generator)
+        def sample_window(x_init, generator):
+            return objective.sample(denoiser, x_init=x_init, generator=generator, num_steps=steps)
+    else:
+        s = Sampler(sampler or {}, vocab)
+
+        def sample_window(x_init, generator):
+            return s.sample(denoiser, x_init=x_init, generator=generator)
 
     prefix_ids = []
     if add_bos:

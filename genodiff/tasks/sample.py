@@ -378,7 +378,12 @@ def _run_text(cfg: DictConfig) -> dict[str, Any]:
         raise InputError("length: not set and the export does not record the training seq_len")
     block = int(_get(cfg, "text.block_length", 0) or _get(cfg, "block_length", 0) or 0) or context or length
     stride = _get(cfg, "text.stride") or _get(cfg, "stride")
-    sampler = _text_sampler_spec(cfg, objective)
+    if isinstance(objective, PlaidObjective):
+        if float(_get(cfg, "temperature", 1.0)) != 1.0 or float(_get(cfg, "top_p", 1.0)) != 1.0:
+            raise InputError("objective=plaid: the Plaid sampler takes no temperature or top_p (leave them unset)")
+        sampler = {"method": "plaid", "num_steps": int(_get(cfg, "steps", 256))}
+    else:
+        sampler = _text_sampler_spec(cfg, objective)
     num_samples = int(_get(cfg, "num_samples", 8))
     started = time.time()
     try:

@@ -34,6 +34,7 @@ from omegaconf import DictConfig
 
 from genodiff.benchmarks.folds import inner_split
 from genodiff.config import resolve_text_config, to_plain
+from genodiff.diffusion.build import build_objective, make_vocab
 from genodiff.errors import InputError
 from genodiff.interop.export import read_spec, save_export
 from genodiff.models.registry import MODEL_REGISTRY
@@ -152,6 +153,22 @@ def _with_num_classes(model: dict, num_classes: int) -> dict:
     return model
 
 
+def _with_input_dim(model: dict, objective: dict, vocab) -> dict:
+    """The model spec with ``input_dim`` (``auto`` or unset) set to what a continuous-input objective feeds the
+    backbone (Plaid: 2 embed_dim + 4 time_features channels); a different explicit value is an error."""
+    needed = getattr(build_objective(dict(objective), make_vocab(vocab)), "input_dim", None)
+    given = model.get("input_dim")
+    if needed is None:
+        if given == "auto":
+            raise InputError(f"model.input_dim=auto needs an objective with continuous inputs (plaid), "
+                             f"not {objective.get('name')!r}")
+        return model
+    if given not in (None, "auto", 0) and int(given) != needed:
+        raise InputError(f"model.input_dim={given} but objective {objective.get('name')} feeds {needed} channels "
+                         f"(2 embed_dim + 4 time_features): set model.input_dim=auto")
+    return {**model, "input_dim": needed}
+
+
 def build_run(cfg: DictConfig, run_dir: Path):
     """(LightningModule, DataModule, Trainer kwargs, batch plan) from a composed training config."""
     trainer_cfg = to_plain(cfg.trainer)
@@ -191,6 +208,8 @@ def build_run(cfg: DictConfig, run_dir: Path):
             raise InputError(f"data: {exc}") from None
         datamodule = GenomeDataModule(data_config, batch_size=plan.per_device_batch_size,
                                       max_steps=int(cfg.max_steps), accumulate_grad_batches=plan.accumulate_grad_batches)
+    if "input_dim" in model_spec or cfg.objective.get("name") == "plaid":
+        model_spec = _with_input_dim(model_spec, to_plain(cfg.objective), to_plain(cfg.get("vocab", "dna")))
     optim = to_plain(cfg.optim)
     optim.setdefault("max_steps", int(cfg.max_steps))
     kwargs = {"label_dropout": label_dropout} if label_dropout else {}
