@@ -422,6 +422,11 @@ class PlaidObjective(torch.nn.Module):
         """:func:`plaid_sample` with this objective (same keyword arguments)."""
         return plaid_sample(denoiser, self.vocab, batch_size, length, objective=self, **kwargs)
 
+    def expected_sample_calls(self, num_steps: int) -> int:
+        """Denoiser calls of one :meth:`sample` window: ``num_steps`` reverse steps and the decoding evaluation,
+        each two calls with self-conditioning."""
+        return (int(num_steps) + 1) * (2 if self.config.self_conditioning else 1)
+
 
 @torch.no_grad()
 def _plaid_core(denoiser: Denoiser, vocab: DiffusionVocab, z_ids: torch.Tensor, generator: torch.Generator, *,

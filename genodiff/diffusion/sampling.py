@@ -420,6 +420,35 @@ class Sampler:
                                                      scale_by_num_allowed=c.sedd_scale_by_num_allowed, **common, **kw)
         return lambda **kw: ar_sample(denoiser, v, bos_id=c.bos_id, temperature=c.temperature, top_p=c.top_p, **kw)
 
+    def expected_calls(self, num_masked: int, batch_size: int = 1, length: int | None = None) -> float:
+        """Expected denoiser calls of one :meth:`sample` of a window in which each of ``batch_size`` rows has
+        ``num_masked`` masked positions (``length``: the window, for ``ar``; default ``num_masked``).
+
+        Exact for first_hitting and ar; for ancestral ``T - E[first unmask step] + 1`` and for cached the
+        expected number of distinct unmask steps, from the schedule (each masked position's unmask step k has
+        probability ``r_k - r_{k-1}``, ``r`` as in :func:`ancestral_sample`, independently); sedd: at most T.
+        For progress bars and time estimates, never for control flow."""
+        c = self.config
+        if num_masked <= 0:
+            return 0.0
+        if c.method == "first_hitting":
+            return float(num_masked)
+        if c.method == "ar":
+            return float(length or num_masked)
+        if c.method == "sedd":
+            return float(c.num_steps)
+        grid = torch.arange(c.num_steps + 1, dtype=torch.float64) / c.num_steps
+        m = self.schedule.mask_prob(grid)
+        ratio = m / m[-1]
+        ratio[-1] = 1.0
+        ratio[0] = 0.0  # steps are clamped to >= 1
+        draws = num_masked * batch_size
+        if c.method == "cached":
+            p_step = ratio[1:] - ratio[:-1]
+            return float((1.0 - (1.0 - p_step) ** draws).sum())
+        first_step_mean = float(((1.0 - ratio[:-1]) ** draws).sum())  # E[min k] = sum_k P(min >= k)
+        return float(c.num_steps) - first_step_mean + 1.0
+
     def sample(self, denoiser: Denoiser, batch_size: int = 1, length: int | None = None, *,
                known_tokens: torch.Tensor | None = None, known_mask: torch.Tensor | None = None,
                x_init: torch.Tensor | None = None, generator: torch.Generator | None = None, device=None) -> SampleOutput:

@@ -158,6 +158,33 @@ def region_template(genome, chrom: str, start: int, end: int, flank: int, name: 
 
 
 # ----------------------------------------------------------------------------------------- fill
+def window_spans(length: int, block_length: int | None, stride: int | None) -> list[tuple[int, int]]:
+    """The ``[lo, end)`` windows :func:`fill` samples in turn over ``length`` positions: one window when
+    ``block_length`` is None or >= length, else windows of ``block_length`` advancing by ``stride`` new
+    positions (default ``block_length // 2``), the last one ending at ``length``."""
+    W = length if not block_length or block_length >= length else int(block_length)
+    S = int(stride) if stride else max(1, W // 2)
+    if not 0 < S <= W:
+        raise InputError(f"stride: need 0 < stride <= block_length ({W}), got {S}")
+    spans, end = [], 0
+    while end < length:
+        end = W if end == 0 else min(end + S, length)
+        spans.append((max(0, end - W), end))
+    return spans
+
+
+def masked_per_window(generate_mask: np.ndarray, block_length: int | None, stride: int | None) -> list[tuple[int, int]]:
+    """(window length, positions still masked when :func:`fill` reaches it) for each window that has any:
+    the generated positions the window adds beyond the previous window's end."""
+    out, previous_end = [], 0
+    for lo, end in window_spans(len(generate_mask), block_length, stride):
+        new = int(np.count_nonzero(generate_mask[max(lo, previous_end):end]))
+        if new:
+            out.append((end - lo, new))
+        previous_end = end
+    return out
+
+
 def fill(sample_window: Callable, x: torch.Tensor, mask_id: int, block_length: int | None, stride: int | None,
          generator: torch.Generator) -> tuple[torch.Tensor, int, int]:
     """Fill every ``mask_id`` of ``x`` (LongTensor[B, L]) with ``sample_window(x_init=..., generator=...)``.
@@ -166,19 +193,11 @@ def fill(sample_window: Callable, x: torch.Tensor, mask_id: int, block_length: i
     ``stride`` defaults to ``block_length // 2``. Returns ``(tokens [B, L], denoiser calls, steps)``.
     Known positions are never changed.
     """
-    B, L = x.shape
     known = x != mask_id
     original = x.clone()
     x = x.clone()
     calls = steps = 0
-    W = L if not block_length or block_length >= L else int(block_length)
-    S = int(stride) if stride else max(1, W // 2)
-    if not 0 < S <= W:
-        raise InputError(f"stride: need 0 < stride <= block_length ({W}), got {S}")
-    end = 0
-    while end < L:
-        end = W if end == 0 else min(end + S, L)
-        lo = max(0, end - W)
+    for lo, end in window_spans(x.shape[1], block_length, stride):
         window = x[:, lo:end]
         if bool((window == mask_id).any()):
             res = sample_window(x_init=window.clone(), generator=generator)

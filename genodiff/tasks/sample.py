@@ -47,6 +47,7 @@ cached sampler and fall back to ``ancestral`` (same law, more denoiser calls). W
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -211,11 +212,30 @@ def _run_dna(cfg: DictConfig) -> dict[str, Any]:
          "top_p": float(cfg.top_p)}, model.vocab)
 
     guided = guided_denoiser(model, guidance_cfg)  # label / guidance checked against the model's classes
+    block_length, stride = cfg.get("block_length"), cfg.get("stride")
+
+    def batch_calls(tpl, rows: int) -> float:
+        """Expected denoiser calls to fill ``rows`` copies of ``tpl`` (the progress bar's unit)."""
+        windows = C.masked_per_window(tpl.generate_mask, block_length, stride)
+        if plaid:
+            return float(len(windows) * model.objective.expected_sample_calls(int(cfg.steps)))
+        return sum(sampler.expected_calls(masked, rows, width) for width, masked in windows)
+
+    def counted(denoiser):
+        def call(*args, **kwargs):
+            logits = denoiser(*args, **kwargs)
+            progress.update(1)
+            elapsed = time.time() - started
+            left = max(0.0, progress.total - progress.n) * elapsed / progress.n
+            progress.set_description(f"sample, about {left:.0f} s left", refresh=False)  # shown by the app too
+            return logits
+        return call
 
     def window_fn(x_init, generator):
         if plaid:  # Gaussian reverse process, replacement for known bases (genodiff.diffusion.plaid)
-            return model.objective.sample(model.denoiser, x_init=x_init, generator=generator, num_steps=int(cfg.steps))
-        return sampler.sample(guided.denoiser, x_init=x_init, generator=generator)
+            return model.objective.sample(counted(model.denoiser), x_init=x_init, generator=generator,
+                                          num_steps=int(cfg.steps))
+        return sampler.sample(counted(guided.denoiser), x_init=x_init, generator=generator)
 
     gc_cfg = cfg.get("gc") or {}
     gc_target = None if gc_cfg.get("target") is None else float(gc_cfg.target)
@@ -225,7 +245,16 @@ def _run_dna(cfg: DictConfig) -> dict[str, Any]:
     batch_size = int(cfg.batch_size)
     generator = torch.Generator(device=model.device).manual_seed(int(cfg.seed))
     mask_id = model.vocab.mask_id
-    progress = progress_bar(n_per * len(templates), "sample", bool(cfg.get("progress", True)))
+    planned = [batch_size if gc_target is not None else min(batch_size, n_per - done)
+               for done in range(0, n_per, batch_size)]
+    expected_calls = sum(batch_calls(tpl, b) for tpl in templates for b in planned)
+    show = bool(cfg.get("progress", True))
+    if show:  # the bar's time left is this estimate of calls times the measured time per call
+        print(f"genodiff sample: {n_per * len(templates)} sequence(s), {method}"
+              f"{'' if method == 'first_hitting' else f' T={int(cfg.steps)}'}: about {expected_calls:,.0f} "
+              f"denoiser calls in {len(planned) * len(templates)} batch(es)"
+              f"{'' if gc_target is None else ' before GC rejection'}", file=sys.stderr)
+    progress = progress_bar(max(1, round(expected_calls)), "sample", show, unit="call")
     provenance = {"model": model.name, "checkpoint": model.digest, "sampler": method,
                   "steps": int(cfg.steps) if method != "first_hitting" else "exact", "seed": int(cfg.seed),
                   "temperature": float(cfg.temperature), "top_p": float(cfg.top_p), **guided.provenance}
@@ -240,9 +269,11 @@ def _run_dna(cfg: DictConfig) -> dict[str, Any]:
         tpl_drawn = 0
         while len(kept) < n_per and tpl_drawn < max_draws:
             b = batch_size if gc_target is not None else min(batch_size, n_per - len(kept))
+            if tpl_drawn >= n_per:  # GC rejection drew more batches than planned
+                progress.total += round(batch_calls(tpl, b))
             x = base.expand(b, -1).clone()
             try:
-                tokens, calls, _ = C.fill(window_fn, x, mask_id, cfg.get("block_length"), cfg.get("stride"), generator)
+                tokens, calls, _ = C.fill(window_fn, x, mask_id, block_length, stride, generator)
             except NonFiniteError as exc:
                 progress.close()
                 raise NonFiniteError(f"checkpoint {model.checkpoint}: {exc}; nothing was written") from None
@@ -255,7 +286,7 @@ def _run_dna(cfg: DictConfig) -> dict[str, Any]:
             for row in torch.nonzero(ok).flatten().tolist():
                 if len(kept) < n_per:
                     kept.append((tokens[row].cpu(), float(gc[row])))
-                    progress.update(1)
+            progress.set_postfix_str(f"{accepted_total + len(kept)}/{n_per * len(templates)} sequences")
         drawn += tpl_drawn
         accepted_total += len(kept)
         if len(kept) < n_per:
@@ -281,6 +312,7 @@ def _run_dna(cfg: DictConfig) -> dict[str, Any]:
                     row_info.update(chrom=tpl.origin["chrom"], genome_start=tpl.origin["start"] + s,
                                     genome_end=tpl.origin["start"] + e)
                 infill_rows.append(row_info)
+    progress.total = progress.n  # the estimate was approximate: end the bar at 100 %
     progress.close()
     if not records:
         raise InputError(f"gc.target={gc_target}: no sequence within ±{tolerance} after {drawn} draws; "

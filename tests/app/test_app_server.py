@@ -116,3 +116,22 @@ def test_errors_become_one_message_in_the_page(runner, caplog):
         ctx.call(bug)
     assert info.value.message.startswith("internal error") and "internal detail" not in info.value.message
     assert "internal detail" in caplog.text  # the traceback goes to the server log
+
+
+def test_generation_reports_calls_and_time_left_while_it_runs(client):
+    """The page's progress is the task's bar: denoiser calls out of the expected number (first-hitting: one per
+    base and batch, known exactly), its description the time left once the first call is timed."""
+    import time
+
+    # number, length, sampler, steps, seed, gc_target, gc_tolerance: 2 x 400 bp, one batch, 400 calls
+    job = client.submit(2, 400, "first_hitting", 4, 3, "", 0.02, api_name="/generate")
+    seen = []
+    while not job.done():
+        progress = job.status().progress_data
+        if progress:
+            seen += [(unit.desc, unit.index, unit.length, unit.unit) for unit in progress]
+        time.sleep(0.02)
+    job.result(timeout=120)
+    assert seen, "no progress was reported while the job ran"
+    assert all(length == 400 and unit == "call" for _, _, length, unit in seen)
+    assert any(desc and desc.startswith("sample, about ") and desc.endswith(" s left") for desc, *_ in seen)

@@ -217,3 +217,32 @@ def test_categorical_rounding_edge():
                      dtype=torch.float64)
     assert sample_categorical(probs * 3.0, u).item() == 1
     assert sample_categorical(probs, torch.zeros(1, dtype=torch.float64)).item() == 0
+
+
+@pytest.mark.parametrize("schedule", ["loglinear", "cosine"])
+@pytest.mark.parametrize("method,T,batch,masked", [("cached", 64, 1, 24), ("cached", 16, 3, 10),
+                                                   ("ancestral", 8, 2, 6), ("ancestral", 32, 1, 2)])
+def test_expected_calls_matches_the_samplers_mean(schedule, method, T, batch, masked):
+    """Sampler.expected_calls (progress bars, time estimates) against the mean call count of the real sampler
+    over 400 seeds: within 4 standard errors; where the naive "T calls" differs, it is far outside them."""
+    vocab = make_sampler("first_hitting").vocab
+    sampler = make_sampler({"method": method, "num_steps": T, "schedule": {"name": schedule}})
+    den = lambda z, t=None: torch.zeros(z.shape + (vocab.size,))
+    counts = torch.tensor([float(sampler.sample(den, batch, masked, generator=gen(seed)).num_denoiser_calls)
+                           for seed in range(400)])
+    expected = sampler.expected_calls(masked, batch)
+    se = float(counts.std()) / 400 ** 0.5
+    assert abs(float(counts.mean()) - expected) < 4 * se + 1e-9, (float(counts.mean()), expected, se)
+    assert expected <= T
+    if T - expected > 1:  # the naive estimate "T calls" is detectably wrong here, and the test sees it
+        assert abs(T - float(counts.mean())) > 10 * se
+
+
+def test_expected_calls_exact_samplers():
+    fh = make_sampler("first_hitting")
+    assert fh.expected_calls(37, 5) == 37.0 and fh.expected_calls(0, 5) == 0.0
+    assert make_sampler("ar").expected_calls(3, 2, length=10) == 10.0
+    assert make_sampler("sedd", num_steps=12).expected_calls(5, 1) == 12.0
+    # cached with many masked tokens per step calls at every step; with one token, once
+    assert make_sampler("cached", num_steps=50).expected_calls(10_000, 4) == pytest.approx(50.0)
+    assert make_sampler("cached", num_steps=50).expected_calls(1, 1) == pytest.approx(1.0)

@@ -57,6 +57,26 @@ def test_infilling_keeps_every_known_base(method, block):
     assert calls > 0
 
 
+@pytest.mark.parametrize("block,stride", [(None, None), (24, 8), (24, None), (20, 20), (100, 7)])
+def test_masked_per_window_is_what_fill_samples(block, stride):
+    """The window plan behind the progress bar's estimate: one entry per sample_window call of fill, with the
+    window's width and its masked positions at that moment; a template with a fully known stretch skips windows."""
+    seq = random_dna(70, 5)
+    tpl = C.template_from_string("t", "N" * 12 + seq[12:45] + "?" * 9 + seq[54:66] + "NNNN")
+    seen = []
+
+    def window(x_init, generator):
+        seen.append((x_init.shape[1], int((x_init[0] == V.MASK_ID).sum())))
+        return _window_fn("first_hitting")(x_init, generator)
+
+    C.fill(window, torch.as_tensor(tpl.tokens).expand(2, -1).clone(), V.MASK_ID, block, stride,
+           torch.Generator().manual_seed(0))
+    assert C.masked_per_window(tpl.generate_mask, block, stride) == seen
+    assert sum(m for _, m in seen) == int(tpl.generate_mask.sum())
+    if block == 24 and stride == 8:
+        assert len(seen) < len(C.window_spans(70, 24, 8))  # windows with nothing to generate are skipped
+
+
 def test_semi_autoregressive_long_sequence_is_reproducible():
     x = torch.full((2, 100), V.MASK_ID)
     a = C.fill(_window_fn("cached"), x, V.MASK_ID, 32, 16, torch.Generator().manual_seed(5))[0]

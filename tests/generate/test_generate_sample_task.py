@@ -48,6 +48,23 @@ def test_unconditional_fasta_and_sidecar(tmp_path, tiny_run, sampler):
     assert again["num_records"] == 3
 
 
+@pytest.mark.parametrize("sampler", ["first_hitting", "cached"])
+def test_progress_counts_denoiser_calls_with_the_estimate_up_front(tmp_path, tiny_run, sampler, capsys):
+    """The expected number of denoiser calls is printed before the first call and is the progress bar's total,
+    so the bar shows the time left from the first call on (exact for first-hitting: one call per base and
+    batch); the bar ends at the calls actually made."""
+    summary = sample.run(make_cfg(tmp_path, checkpoint=str(tiny_run), sampler=sampler, length=70, steps=512,
+                                  progress=True))
+    err = capsys.readouterr().err
+    calls = summary["denoiser_calls"]
+    if sampler == "first_hitting":
+        assert calls == 70 * 2 and "about 140 denoiser calls in 2 batch(es)" in err
+    else:
+        estimate = int(err.split("about ")[1].split(" denoiser")[0].replace(",", ""))
+        assert abs(estimate - calls) < 0.2 * calls  # cached skips steps in which nothing unmasks
+    assert f"{calls}/{calls}" in err and "3/3 sequences" in err
+
+
 def test_prefix_suffix_and_semi_ar(tmp_path, tiny_run):
     cfg = make_cfg(tmp_path, checkpoint=str(tiny_run), length=150, block_length=64, stride=32,
                    **{"conditioning.prefix": "ACGTACGTAC", "conditioning.suffix": "GGGGCCCC"})
