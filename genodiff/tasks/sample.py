@@ -225,9 +225,9 @@ def _run_dna(cfg: DictConfig) -> dict[str, Any]:
         def call(*args, **kwargs):
             logits = denoiser(*args, **kwargs)
             progress.update(1)
-            elapsed = time.time() - started
-            left = max(0.0, progress.total - progress.n) * elapsed / progress.n
-            progress.set_description(f"sample, about {left:.0f} s left", refresh=False)  # shown by the app too
+            if not progress.disable:  # a disabled bar counts nothing
+                left = max(0.0, progress.total - progress.n) * (time.time() - started) / progress.n
+                progress.set_description(f"sample, about {left:.0f} s left", refresh=False)  # the app shows it too
             return logits
         return call
 
