@@ -1,6 +1,6 @@
 """The app's jobs: each request runs the CLI's own task in a fresh folder, so its files are the CLI's files.
 
-:class:`Runner` has one method per tab (:meth:`~Runner.generate`, :meth:`~Runner.infill`,
+:class:`Runner` has one method per tab (:meth:`~Runner.generate`, :meth:`~Runner.design`, :meth:`~Runner.infill`,
 :meth:`~Runner.score`, :meth:`~Runner.variants`, :meth:`~Runner.analyze`). Each
 
 1. checks the request against the server's :class:`~genodiff.app.settings.Limits` (sizes in bp, uploads in
@@ -38,8 +38,10 @@ from genodiff.config import compose_config
 from genodiff.data.genome.intervals import read_bed
 from genodiff.errors import InputError, NonFiniteError
 from genodiff.generate.conditioning import parse_region
+from genodiff.generate.design import label_classes
 from genodiff.generate.fasta import DNA_CHARS, read_fasta, sanitize_id
 from genodiff.generate.variants import read_variants
+from genodiff.interop.export import read_spec, resolve_export
 from genodiff.tasks import analyze as analyze_task
 from genodiff.tasks import sample as sample_task
 from genodiff.tasks import score as score_task
@@ -48,6 +50,10 @@ from genodiff.tasks import score as score_task
 SAMPLERS = sample_task.SAMPLERS
 #: Hydra's global state is not thread-safe: one composition at a time
 _COMPOSE_LOCK = threading.Lock()
+#: guidance kinds of the Design tab (classifier-free needs a class-conditional model, classifier a classifier export)
+GUIDANCE_KINDS = ("classifier-free", "classifier")
+#: largest guidance strength the Design tab accepts
+MAX_GUIDANCE_SCALE = 20.0
 #: display order of result files (by ending); others follow alphabetically
 _ORDER = (".fa", ".tsv", ".bed", ".md", ".json", ".png")
 
@@ -316,6 +322,52 @@ class Runner:
             values["gc.target"] = target
             tolerance = as_fraction("GC tolerance", gc_tolerance)
             values["gc.tolerance"] = 0.02 if tolerance is None else tolerance
+        request = self._new_request()
+        return self._guarded(request, lambda: self._run(request, "sample", sample_task.run, values))
+
+    def design_classes(self) -> dict[str, list[str]]:
+        """The classes the Design tab can aim at, per guidance kind: the served model's (class-conditional
+        model: classifier-free guidance) and the served classifier's; a kind without classes is absent."""
+        out = {}
+        for kind, folder, key in (("classifier-free", self.settings.checkpoint, "condition"),
+                                  ("classifier", self.settings.classifier, "classifier")):
+            if kind == "classifier" and folder is None:
+                continue
+            try:
+                classes = label_classes(read_spec(resolve_export(folder)), key)
+            except InputError:  # e.g. a Hugging Face folder: no genodiff spec, no classes
+                classes = None
+            if classes:
+                out[kind] = classes
+        return out
+
+    def design(self, number: int, length: int, label: str, scale: float = 2.0, guidance: str = "classifier-free",
+               sampler: str = "cached", steps: int = 128, seed: int = 0) -> JobResult:
+        """Guided design: ``genodiff sample condition.label=<label> guidance.scale=<scale>
+        [guidance.classifier=<the server's classifier>]`` (docs/generate.md "Guided design"): FASTA whose headers
+        record the label, the guidance kind and strength, and ``samples.json``."""
+        values = self._sampling(number, sampler, steps, seed)
+        values["length"] = as_int("length", length, 1, self.settings.limits.max_length)
+        guidance = str(guidance)
+        classes = self.design_classes()
+        if guidance not in GUIDANCE_KINDS:
+            raise InputError(f"guidance: '{guidance}' is not one of {', '.join(GUIDANCE_KINDS)}")
+        if guidance not in classes:
+            raise InputError("guidance: classifier guidance needs a classifier on this server (genodiff serve "
+                             "classifier=<export>)" if guidance == "classifier" else
+                             "guidance: the served model is unconditional; serve a class-conditional one "
+                             "(genodiff finetune conditional_<task>) for classifier-free guidance")
+        if str(label) not in classes[guidance]:
+            raise InputError(f"class: '{label}' is not one of {', '.join(classes[guidance])}")
+        try:
+            strength = float(scale)
+        except (TypeError, ValueError):
+            raise InputError(f"guidance strength: not a number: {scale!r}") from None
+        if not 0.0 <= strength <= MAX_GUIDANCE_SCALE:
+            raise InputError(f"guidance strength: must be in [0, {MAX_GUIDANCE_SCALE:g}], got {strength:g}")
+        values.update({"condition.label": str(label), "guidance.scale": strength})
+        if guidance == "classifier":
+            values["guidance.classifier"] = self.settings.classifier
         request = self._new_request()
         return self._guarded(request, lambda: self._run(request, "sample", sample_task.run, values))
 

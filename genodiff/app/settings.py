@@ -42,6 +42,8 @@ class ServeSettings:
     """The server: model, data folder, address, queue and limits.
 
     checkpoint: run or export folder (None: the bundled default model).
+    classifier: a noise-aware classifier export (``genodiff finetune noisy_classifier_<task>``) the Design tab
+    may guide with (None: classifier-free guidance only, from a class-conditional ``checkpoint``).
     data_dir: the only server folder the browser may pick files from (genome / reference FASTA); None: none.
     host / port: where to listen (``127.0.0.1``: this machine only).
     concurrency: jobs that run at once; further requests wait in the queue (at most ``max_queue``).
@@ -50,6 +52,7 @@ class ServeSettings:
     """
 
     checkpoint: str | None = None
+    classifier: str | None = None
     data_dir: Path | None = None
     host: str = "127.0.0.1"
     port: int = 7860
@@ -113,9 +116,10 @@ def serve_settings(plain: Mapping[str, Any]) -> ServeSettings:
     if port > 65535:
         raise InputError(f"port: must be in 1..65535, got {port}")
     device = str(plain.get("device") or "auto")
-    checkpoint = plain.get("checkpoint")
+    checkpoint, classifier = plain.get("checkpoint"), plain.get("classifier")
     return ServeSettings(
-        checkpoint=None if checkpoint in (None, "") else str(checkpoint), data_dir=data_dir, host=host, port=port,
+        checkpoint=None if checkpoint in (None, "") else str(checkpoint),
+        classifier=None if classifier in (None, "") else str(classifier), data_dir=data_dir, host=host, port=port,
         concurrency=_int(plain, "concurrency", "", 1, 1), max_queue=_int(plain, "max_queue", "", 1, 64),
         device=device, num_threads=_int(plain, "num_threads", "", 1, None),
         results_ttl_minutes=_number(plain, "results_ttl_minutes", "", 60.0), limits=_limits(plain.get("limits")))

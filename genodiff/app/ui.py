@@ -1,14 +1,15 @@
 """The page of ``genodiff serve``: Gradio Blocks, one tab per job, the work done by :class:`~genodiff.app.jobs.Runner`.
 
-Tabs: Generate, Infill, Score sequences, Variant effects, Analyze (:data:`TABS`). Each tab's button is also an
-API endpoint (``api_name``: ``generate``, ``infill``, ``score``, ``variants``, ``analyze``; ``gradio_client``
-can call them). Results come back as the task's own files (FASTA / TSV / BED / JSON / PNG, downloadable) plus a
+Tabs: Generate, Design, Infill, Score sequences, Variant effects, Analyze (:data:`TABS`). Each tab's button is
+also an API endpoint (``api_name``: ``generate``, ``design``, ``infill``, ``score``, ``variants``, ``analyze``;
+``gradio_client`` can call them; ``design`` exists when the server can design: a class-conditional model or a
+classifier). Results come back as the task's own files (FASTA / TSV / BED / JSON / PNG, downloadable) plus a
 preview and the equivalent command line. Long jobs show the task's progress bar in the page (Gradio tracks the
 tasks' tqdm bars). Bad input is one message in the page (``gr.Error``), never a traceback; anything unexpected
 is "internal error" in the page and a traceback in the server log. Requests queue: at most ``concurrency`` jobs
 run at once, at most ``max_queue`` wait.
 
-Adding a tab (e.g. guided generation): write ``def my_tab(ctx: TabContext) -> None`` that lays out its
+Adding a tab: write ``def my_tab(ctx: TabContext) -> None`` that lays out its
 components and wires its button to a new :class:`~genodiff.app.jobs.Runner` method (which runs the task), then
 append ``Tab("my_tab", "My tab", my_tab)`` to :data:`TABS`.
 
@@ -288,9 +289,49 @@ def analyze_tab(ctx: TabContext) -> None:
               api_name="analyze")
 
 
+def design_tab(ctx: TabContext) -> None:
+    gr, runner = ctx.gr, ctx.runner
+    classes = runner.design_classes()
+    if not classes:
+        gr.Markdown("Design sequences of a class (a promoter, an enhancer...) with guided generation. This server's "
+                    "model is unconditional and it has no classifier: start it with a class-conditional model "
+                    "(`genodiff finetune conditional_<task>`) and/or a noise-aware classifier "
+                    "(`genodiff serve checkpoint=<conditional run> classifier=<classifier run>`; docs/generate.md, "
+                    "\"Guided design\").", elem_id="design-unavailable")
+        return
+    gr.Markdown("Guided design with `genodiff sample condition.label=... guidance.scale=...`: a larger strength "
+                "pushes harder toward the class (not exact sampling from the class; 0 = the conditional model). "
+                "Every FASTA header records the class, the guidance and its strength.")
+    kinds = list(classes)
+    with gr.Row():
+        guidance = gr.Dropdown(kinds, value=kinds[0], label="Guidance", elem_id="design-guidance",
+                               info="classifier-free: the class-conditional model; classifier: the server's classifier")
+        label = gr.Dropdown(classes[kinds[0]], value=classes[kinds[0]][-1], label="Class", elem_id="design-class")
+        scale = gr.Number(2.0, label="Strength w", minimum=0, maximum=20, elem_id="design-scale")
+    number, length, sampler, steps, seed = ctx.sampling_inputs("design", 4, 512)
+    run = gr.Button("Design", variant="primary", elem_id="design-run")
+    summary = gr.Markdown(elem_id="design-summary")
+    files = gr.File(label="Results", file_count="multiple", interactive=False, elem_id="design-files")
+    preview = gr.Textbox(label="FASTA", lines=8, max_lines=20, interactive=False, buttons=["copy"],
+                         elem_id="design-fasta")
+
+    def classes_of(kind):
+        names = classes.get(kind, [])
+        return gr.Dropdown(choices=names, value=names[-1] if names else None)
+
+    def handle(number, length, label, scale, guidance, sampler, steps, seed, progress=ctx.progress):
+        result = ctx.call(lambda: runner.design(number, length, label, scale, guidance, sampler, steps, seed))
+        return _command(result), _paths(result), _fasta_preview(result)
+
+    guidance.change(classes_of, [guidance], [label], api_name=False)
+    run.click(handle, [number, length, label, scale, guidance, sampler, steps, seed], [summary, files, preview],
+              api_name="design")
+
+
 #: the page's tabs, in order (append a Tab to add one; see the module docstring)
 TABS: list[Tab] = [
     Tab("generate", "Generate", generate_tab),
+    Tab("design", "Design", design_tab),
     Tab("infill", "Infill", infill_tab),
     Tab("score", "Score sequences", score_tab),
     Tab("variants", "Variant effects", variants_tab),

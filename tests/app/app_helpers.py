@@ -28,6 +28,30 @@ def tiny_export(folder: Path, seed: int = 0) -> Path:
                                "training": {"job": "test"}}, folder)
 
 
+def tiny_design_exports(folder: Path, seed: int = 0) -> tuple[Path, Path]:
+    """(class-conditional tiny Caduceus-PS + MDLM export, noise-aware tiny classifier export), classes
+    ``background`` and ``promoter``, randomly initialised (as ``genodiff finetune conditional_<task>`` /
+    ``noisy_classifier_<task>`` write them)."""
+    torch.manual_seed(seed)
+    classes = {"classes": ["background", "promoter"], "null_label": 2}
+    cond_spec = {**TINY_MODEL, "num_classes": 2}
+    spec = dict(cond_spec)
+    model = build_model(spec.pop("name"), **spec)
+    with torch.no_grad():  # off the zero-initialised label embeddings: the class must change the output
+        for name, p in model.named_parameters():
+            if "label" in name:
+                p.add_(0.5 * torch.randn_like(p))
+    cond = save_export(model, {"model": cond_spec, "objective": dict(MDLM), "vocab": "dna",
+                               "condition": classes, "training": {"job": "test"}}, folder / "conditional")
+    clf_spec = {"name": "sequence_classifier", "num_classes": 2, "backbone": dict(TINY_MODEL)}
+    spec = dict(clf_spec)
+    classifier = build_model(spec.pop("name"), **spec)
+    clf = save_export(classifier, {"model": clf_spec, "objective": dict(MDLM), "vocab": "dna",
+                                   "classifier": {"classes": classes["classes"]}, "training": {"job": "test"}},
+                      folder / "classifier")
+    return cond, clf
+
+
 def random_dna(n: int, seed: int = 0) -> str:
     rng = random.Random(seed)
     return "".join(rng.choice("ACGT") for _ in range(n))

@@ -18,7 +18,7 @@ CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser")) 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (apt-get install chromium)")
 
 TIMEOUT_MS = 120_000  # a loaded 2-core machine can be slow; nothing here waits this long when idle
-TAB_LABELS = ["Generate", "Infill", "Score sequences", "Variant effects", "Analyze"]
+TAB_LABELS = ["Generate", "Design", "Infill", "Score sequences", "Variant effects", "Analyze"]
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import os
 import time
 
 import pytest
-from app_helpers import cli, make_settings, read_fasta_text, write_fasta
+from app_helpers import cli, make_settings, read_fasta_text, tiny_design_exports, write_fasta
 
 from genodiff.app.datafiles import list_fasta, resolve_data_file
 from genodiff.app.jobs import Runner, override
@@ -189,3 +189,55 @@ def test_finished_request_folders_expire_and_running_ones_stay(export, tmp_path)
 
 def test_limits_dataclass_sizes():
     assert Limits(max_upload_mb=2.5).max_upload_bytes == 2_500_000
+
+
+
+@pytest.fixture(scope="module")
+def design_exports(tmp_path_factory):
+    return tiny_design_exports(tmp_path_factory.mktemp("design"))
+
+
+@pytest.mark.parametrize("guidance", ["classifier-free", "classifier"])
+def test_design_gives_the_cli_bytes_and_records_the_guidance(design_exports, tmp_path, monkeypatch, guidance):
+    cond, clf = design_exports
+    runner = Runner(make_settings(cond, classifier=str(clf)), tmp_path / "work")
+    try:
+        assert runner.design_classes() == {"classifier-free": ["background", "promoter"],
+                                           "classifier": ["background", "promoter"]}
+        result = runner.design(2, 40, "promoter", 1.5, guidance, "cached", 4, 7)
+        fasta = result.file(".fa").read_bytes()
+        monkeypatch.chdir(tmp_path)
+        extra = [f"guidance.classifier={clf}"] if guidance == "classifier" else []
+        out = cli(tmp_path, "sample", f"checkpoint={cond}", "num_samples=2", "length=40", "seed=7", "steps=4",
+                  "condition.label=promoter", "guidance.scale=1.5", *extra)
+        assert fasta == (out / "samples.fa").read_bytes()
+        header = fasta.decode().splitlines()[0]
+        assert "label=promoter" in header and "scale=1.5" in header
+        assert ("guidance=classifier " in header + " ") == (guidance == "classifier")
+        assert "condition.label=promoter" in result.command and "guidance.scale=1.5" in result.command
+        other = runner.design(2, 40, "background", 1.5, guidance, "cached", 4, 7)
+        assert other.file(".fa").read_bytes() != fasta  # the class reaches the model
+    finally:
+        runner.close()
+
+
+def test_design_refuses_what_the_server_cannot_do(design_exports, export, tmp_path):
+    cond, _ = design_exports
+    plain = Runner(make_settings(export), tmp_path / "plain")  # unconditional model, no classifier
+    assert plain.design_classes() == {}
+    with pytest.raises(InputError, match="unconditional"):
+        plain.design(1, 20, "promoter", 1.0)
+    runner = Runner(make_settings(cond), tmp_path / "cond")  # conditional, no classifier
+    try:
+        with pytest.raises(InputError, match="classifier=<export>"):
+            runner.design(1, 20, "promoter", 1.0, "classifier")
+        with pytest.raises(InputError, match="'enhancer' is not one of background, promoter"):
+            runner.design(1, 20, "enhancer", 1.0)
+        with pytest.raises(InputError, match=r"must be in \[0, 20\]"):
+            runner.design(1, 20, "promoter", 25)
+        with pytest.raises(InputError, match="not a number"):
+            runner.design(1, 20, "promoter", "strong")
+        assert not list((tmp_path / "cond").glob("req-*"))  # refused before any folder or work
+    finally:
+        plain.close()
+        runner.close()

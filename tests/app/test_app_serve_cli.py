@@ -54,7 +54,7 @@ def test_genodiff_serve_serves_the_app_until_interrupted(export, tmp_path):
     assert (tmp_path / "outputs" / "serve").is_dir()  # the run folder holds the resolved config
 
 
-def test_bad_checkpoint_and_bad_key_are_one_line(tmp_path, capsys, monkeypatch):
+def test_bad_checkpoint_and_bad_key_are_one_line(tmp_path, capsys, monkeypatch, export):
     pytest.importorskip("gradio")
     monkeypatch.chdir(tmp_path)
     assert main(["serve", f"checkpoint={tmp_path / 'nothing'}"]) == 2
@@ -63,6 +63,9 @@ def test_bad_checkpoint_and_bad_key_are_one_line(tmp_path, capsys, monkeypatch):
     assert main(["serve", "limits.max_lenght=5"]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and "max_lenght" in err[0]
+    assert main(["serve", f"checkpoint={export}", f"classifier={export}"]) == 2  # a generator, not a classifier
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("genodiff: error: classifier: ") and "noise-aware" in err[0]
 
 
 def test_missing_gradio_is_one_line(tmp_path, capsys, monkeypatch):

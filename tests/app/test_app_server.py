@@ -135,3 +135,32 @@ def test_generation_reports_calls_and_time_left_while_it_runs(client):
     assert seen, "no progress was reported while the job ran"
     assert all(length == 400 and unit == "call" for _, _, length, unit in seen)
     assert any(desc and desc.startswith("sample, about ") and desc.endswith(" s left") for desc, *_ in seen)
+
+
+def test_design_tab_runs_through_the_api_when_the_model_is_conditional(tmp_path):
+    """A server whose model is class-conditional (and has a classifier) offers /design; its classes come from
+    the exports; the page of an unconditional server explains instead (the browser test opens that tab)."""
+    from app_helpers import free_port, make_settings, tiny_design_exports
+
+    from genodiff.app.jobs import Runner
+    from genodiff.app.ui import build_app, launch
+
+    cond, clf = tiny_design_exports(tmp_path / "models")
+    settings = make_settings(cond, classifier=str(clf), port=free_port())
+    runner = Runner(settings, tmp_path / "work")
+    demo = build_app(runner, "conditional")
+    try:
+        url = launch(demo, settings, block=False, quiet=True)
+        design = gradio_client.Client(url, verbose=False, download_files=True)
+        # number, length, class, strength, guidance, sampler, steps, seed
+        summary, files, preview = design.predict(2, 30, "promoter", 2.0, "classifier", "cached", 4, 1,
+                                                 api_name="/design")
+        records = read_fasta_text(preview)
+        assert len(records) == 2 and all("label=promoter" in head and "guidance=classifier" in head
+                                         for head, _ in records.values())
+        assert "guidance.classifier=" in summary
+        with pytest.raises(AppError, match="enhancer"):  # the page's class list refuses it (the runner too)
+            design.predict(1, 30, "enhancer", 2.0, "classifier-free", "cached", 4, 1, api_name="/design")
+    finally:
+        demo.close()
+        runner.close()
