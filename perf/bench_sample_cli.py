@@ -6,8 +6,9 @@ writing the FASTA), optionally side by side with another checkout of genodiff.
 
 Each run is a fresh ``python -m genodiff.cli sample <args> output_dir=<tmp> progress=false`` process; the
 checkouts alternate (``PYTHONPATH`` first entry), ``--rounds`` times each, after one untimed warm-up run per
-checkout (numba's on-disk kernel cache, the OS file cache). ``--baseline-args`` (default: ``--args``) lets the
-baseline run its own defaults. Reports best and median wall seconds and the denoiser calls each run made (from
+checkout (numba's on-disk kernel cache, the OS file cache). Both checkouts read *this* checkout's configs (the
+editable install resolves ``genodiff.configs``), so ``--baseline-args`` (default: ``--args``) must spell out
+the baseline's own defaults where they differ (e.g. ``steps=256`` before 2026-11-30). Reports best and median wall seconds and the denoiser calls each run made (from
 the run's ``samples.json``). Prints one JSON object.
 """
 
