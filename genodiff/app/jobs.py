@@ -38,7 +38,7 @@ from genodiff.config import compose_config
 from genodiff.data.genome.intervals import read_bed
 from genodiff.errors import InputError, NonFiniteError
 from genodiff.generate.conditioning import parse_region
-from genodiff.generate.design import label_classes
+from genodiff.generate.design import classifier_classes, label_classes
 from genodiff.generate.fasta import DNA_CHARS, read_fasta, sanitize_id
 from genodiff.generate.variants import read_variants
 from genodiff.interop.export import read_spec, resolve_export
@@ -329,16 +329,14 @@ class Runner:
         """The classes the Design tab can aim at, per guidance kind: the served model's (class-conditional
         model: classifier-free guidance) and the served classifier's; a kind without classes is absent."""
         out = {}
-        for kind, folder, key in (("classifier-free", self.settings.checkpoint, "condition"),
-                                  ("classifier", self.settings.classifier, "classifier")):
-            if kind == "classifier" and folder is None:
-                continue
-            try:
-                classes = label_classes(read_spec(resolve_export(folder)), key)
-            except InputError:  # e.g. a Hugging Face folder: no genodiff spec, no classes
-                classes = None
-            if classes:
-                out[kind] = classes
+        try:
+            classes = label_classes(read_spec(resolve_export(self.settings.checkpoint)))
+        except InputError:  # e.g. a Hugging Face folder: no genodiff spec, no classes
+            classes = None
+        if classes:
+            out["classifier-free"] = classes
+        if self.settings.classifier is not None:
+            out["classifier"] = classifier_classes(self.settings.classifier, "classifier")
         return out
 
     def design(self, number: int, length: int, label: str, scale: float = 2.0, guidance: str = "classifier-free",

@@ -4,9 +4,9 @@ Keys (``configs/serve.yaml``): ``checkpoint`` (null: the bundled model), ``class
 classifier export for the Design tab), ``data_dir`` (the folder the page may
 offer genome / reference FASTA files from), ``host`` (default ``127.0.0.1``: this machine only) and ``port``,
 ``concurrency`` and ``max_queue``, ``device``, ``num_threads``, ``results_ttl_minutes`` and ``limits.*``
-(:class:`~genodiff.app.settings.Limits`). The model (and the classifier) is loaded once at start so that a bad
-checkpoint is one error line before anything listens; every request then runs its task (which loads the model itself, exactly
-as the command line does).
+(:class:`~genodiff.app.settings.Limits`). The model is loaded (and the classifier's export checked) once at start
+so that a bad checkpoint is one error line before anything listens; every request then runs its task (which
+loads the model itself, exactly as the command line does).
 
 This is the one job whose ``run(cfg)`` lives outside ``genodiff.tasks``: the app drives the tasks, so it sits
 above them (docs/design.md).
@@ -20,9 +20,8 @@ from genodiff.app.jobs import Runner
 from genodiff.app.settings import serve_settings
 from genodiff.app.ui import build_app, gradio, launch
 from genodiff.config import to_plain
-from genodiff.errors import InputError
-from genodiff.generate.design import label_classes
-from genodiff.interop.export import load_model, read_spec, resolve_export
+from genodiff.generate.design import classifier_classes
+from genodiff.interop.export import load_model
 
 
 def describe_model(model) -> str:
@@ -36,10 +35,8 @@ def run(cfg) -> dict[str, Any]:
     model = load_model(settings.checkpoint, settings.device)
     line = describe_model(model)
     del model
-    if settings.classifier is not None and not label_classes(read_spec(resolve_export(settings.classifier)),
-                                                             "classifier"):
-        raise InputError(f"classifier: {settings.classifier} is not a noise-aware classifier export "
-                         "(train one with genodiff finetune noisy_classifier_<task>)")
+    if settings.classifier is not None:
+        classifier_classes(settings.classifier, "classifier")
     runner = Runner(settings)
     try:
         demo = build_app(runner, line)

@@ -27,7 +27,7 @@ import torch
 
 from genodiff.diffusion.guidance import GUIDANCE_MODES, ClassifierFreeGuidance, ClassifierGuidance
 from genodiff.errors import InputError
-from genodiff.interop.export import WEIGHTS_NAME, load_export, resolve_export, weights_digest
+from genodiff.interop.export import WEIGHTS_NAME, load_export, read_spec, resolve_export, weights_digest
 
 __all__ = ["GuidanceConfig", "GuidedDenoiser", "guided_denoiser", "resolve_label", "label_classes"]
 
@@ -97,13 +97,22 @@ def resolve_label(label: Any, classes: list[str], where: str) -> int:
     raise InputError(f"condition.label: '{text}' is not a class of {where}; known: {known}")
 
 
+def classifier_classes(path: str, key: str = "guidance.classifier") -> list[str]:
+    """Class names of the noise-aware classifier export at ``path`` (read from its spec, no weights loaded);
+    anything else is one InputError line naming ``key``."""
+    folder = resolve_export(path)
+    spec = read_spec(folder)
+    classes = label_classes(spec, "classifier")
+    if classes is None or spec["model"].get("name") != "sequence_classifier":
+        raise InputError(f"{key}: {folder} is not a noise-aware classifier export "
+                         "(train one with genodiff finetune noisy_classifier_<task>)")
+    return classes
+
+
 def _load_classifier(path: str, device: str):
+    classes = classifier_classes(path)
     folder = resolve_export(path)
     exported = load_export(folder, map_location=device)
-    classes = label_classes(exported.spec, "classifier")
-    if classes is None or exported.spec["model"].get("name") != "sequence_classifier":
-        raise InputError(f"guidance.classifier: {folder} is not a noise-aware classifier export "
-                         "(train one with genodiff finetune noisy_classifier_<task>)")
     weights = folder / WEIGHTS_NAME
     return exported.model, classes, str(folder), weights_digest(weights) if weights.is_file() else "unknown"
 
