@@ -5,7 +5,11 @@
 
 One row per task: records, the tuned k-mer LR, gkm-SVM, the best plain pipeline (picked AFTER the fact on the
 test folds, which favours it) and the issue's reference pipeline (4-mer counts, C = 0.001), accuracy mean ±
-(max-min)/2 over the same 5 folds; the last column is tuned k-mer LR minus the best plain pipeline.
+(max-min)/2 over the same 5 folds; then tuned k-mer LR minus the best plain pipeline, and the better tuned
+baseline (by mean) against the best plain pipeline fold by fold: the mean difference, folds won / lost and the
+two-sided paired t-test p-value (``genodiff.benchmarks.metrics.paired_comparison``). The last line counts the
+tasks where a tuned baseline is at least as good on average, and those where the best plain pipeline is
+better at p < 0.05.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+
+from genodiff.benchmarks.metrics import paired_comparison
 
 PLAIN = "sklearn "
 REFERENCE = "sklearn 4-mer counts + LR (C=0.001)"
@@ -45,29 +51,42 @@ def suite_rows(root: Path) -> tuple[list[dict], bool]:
     return rows, False
 
 
+def fold_accuracy(results: dict, method: str) -> list[float]:
+    """Accuracy of ``method`` per split, in split order."""
+    units = sorted((u for u in results["units"] if u["method"] == method), key=lambda u: (u["split"], u["seed"]))
+    return [u["metrics"]["accuracy"] for u in units]
+
+
 def main(folder: str) -> None:
     root = Path(folder)
     rows, finished = suite_rows(root)
     head = ["task", "records", "k-mer LR (tuned)", "gkm-SVM", "best plain pipeline (post hoc)", "plain 4-mer, C=0.001",
-            "tuned - best plain"]
+            "tuned - best plain", "better tuned - best plain, by fold (won/lost, paired t p)"]
     print("| " + " | ".join(head) + " |")
     print("| " + " | ".join(["---"] * len(head)) + " |")
-    wins = 0
+    wins = significant_losses = 0
     for row in rows:
         res = json.loads((root / row["report_dir"] / "results.json").read_text())
         n = sum(v["n"] for v in res["data"]["used"].values())
         acc = {m: s["accuracy"] for m, s in row["summary"].items()}
-        tuned = next(v for m, v in acc.items() if m.startswith("k-mer LR"))
-        gkm = next((v for m, v in acc.items() if m.startswith("gkm-SVM")), None)
+        tuned_name = next(m for m in acc if m.startswith("k-mer LR"))
+        gkm_name = next((m for m in acc if m.startswith("gkm-SVM")), None)
+        tuned, gkm = acc[tuned_name], acc.get(gkm_name)
         plain = {m: v for m, v in acc.items() if m.startswith(PLAIN)}
         best = max(plain, key=lambda m: plain[m]["mean"])
         short = best[len(PLAIN):].replace(" counts + LR", "")
         delta = tuned["mean"] - plain[best]["mean"]
         wins += max(tuned["mean"], gkm["mean"] if gkm else 0) >= plain[best]["mean"]
+        better = gkm_name if gkm and gkm["mean"] > tuned["mean"] else tuned_name
+        pair = paired_comparison(fold_accuracy(res, better), fold_accuracy(res, best))
+        significant_losses += pair["diff_mean"] < 0 and pair["t_pvalue"] < 0.05
+        by_fold = (f"{pair['diff_mean']:+.3f} ({'gkm' if better == gkm_name else 'LR'}; {pair['wins']}/{pair['losses']},"
+                   f" p={pair['t_pvalue']:.2f})")
         print("| " + " | ".join([name_of(row["task"]), f"{n:,}", cell(tuned), cell(gkm) if gkm else "",
                                  f"{cell(plain[best])} ({short})", cell(plain[REFERENCE]) if REFERENCE in plain else "",
-                                 f"{delta:+.3f}"]) + " |")
-    print(f"\n{wins} of {len(rows)} tasks: the better tuned baseline >= the best plain pipeline"
+                                 f"{delta:+.3f}", by_fold]) + " |")
+    print(f"\n{wins} of {len(rows)} tasks: the better tuned baseline >= the best plain pipeline on average; "
+          f"{significant_losses} where the best plain pipeline is better by the paired t-test at p < 0.05"
           + ("" if finished else " (the suite has not finished: the tasks done so far)"))
 
 
