@@ -3,7 +3,7 @@
 Usage (after ``genodiff finetune conditional_nontata output_dir=runs/cond`` and, optionally,
 ``genodiff finetune noisy_classifier_nontata init=runs/cond/export output_dir=runs/clf``)::
 
-    python docs/guided_design_tradeoff.py --cond runs/cond --label positive [--classifier runs/clf] \\
+    python docs/guided_design_tradeoff.py --cond runs/cond --label 1 [--classifier runs/clf] \\
         [--ws 0,1,2,4] [--num-samples 200] [--length 251] [--sampler cached --steps 256] [--out runs/tradeoff]
 
 What it measures, per set of sequences (guided samples for each w, classifier guidance, the model's null
