@@ -4,7 +4,7 @@ Usage (after ``genodiff finetune conditional_nontata output_dir=runs/cond`` and,
 ``genodiff finetune noisy_classifier_nontata init=runs/cond/export output_dir=runs/clf``)::
 
     python docs/guided_design_tradeoff.py --cond runs/cond --label 1 [--classifier runs/clf] \\
-        [--ws 0,1,2,4] [--num-samples 200] [--length 251] [--sampler cached --steps 256] [--out runs/tradeoff]
+        [--ws 0,1,2,4] [--num-samples 200] [--length 251] [--sampler cached --steps 128] [--out runs/tradeoff]
 
 What it measures, per set of sequences (guided samples for each w, classifier guidance, the model's null
 label, and real sequences of each class the generator never saw):
@@ -88,7 +88,7 @@ def main(argv=None) -> None:
     ap.add_argument("--num-samples", type=int, default=200)
     ap.add_argument("--length", type=int, default=None, help="bp (default: the most common real length)")
     ap.add_argument("--sampler", default="cached")
-    ap.add_argument("--steps", type=int, default=256)
+    ap.add_argument("--steps", type=int, default=128)
     ap.add_argument("--batch-size", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--num-threads", type=int, default=None, help="torch CPU threads for sampling")

@@ -20,6 +20,9 @@ has fewer than ``cv_below`` records (a 10% split would hold a few dozen), on a 5
 * canonical k-mers (a k-mer and its reverse complement collapsed into one column by a column map) or not;
 * ``C`` (inverse L2 strength) on a log grid, 1e-5 .. 10 by default, fitted along the path with warm starts.
 
+The grid point chosen is the one with the highest validation accuracy (``select="accuracy"``, ties by the
+lower log-loss) or the lowest validation log-loss (``select="log_loss"``, ties by accuracy).
+
 Counts of every k are computed ONCE per labeled set (:class:`KmerTable`, cached by content) and every
 configuration of the grid is a view of them; the configurations are fitted in parallel (joblib threads:
 the solver's heavy parts release the GIL; one BLAS thread each, see :meth:`KmerLogReg.fit_indexed`). The chosen configuration is refitted on train + val and the
@@ -54,6 +57,7 @@ __all__ = ["selection", "kmer_counts", "kmer_features", "kmer_count_matrix", "ca
            "KmerLogReg", "set_fingerprint", "VIEWS", "DEFAULT_CS", "expand_proba"]
 
 VIEWS = ("count", "freq", "tfidf")
+SELECT_BY = ("accuracy", "log_loss")  # what the grid search maximizes / minimizes on the validation part
 #: the default C grid: 1e-5 .. 10, one point per decade
 DEFAULT_CS = tuple(float(f"1e{e}") for e in range(-5, 2))
 
@@ -271,6 +275,14 @@ def selection(data, train_index, val_index, cv_below: int, seed: int) -> tuple:
     return selection_pairs(data.labels, train_index, val_index, cv_below, 5, seed, groups)
 
 
+def _selection_key(score: tuple, select: str) -> tuple:
+    """Sort key of a grid point's ``(val accuracy, val log-loss)``, best first. ``accuracy``: highest accuracy,
+    ties by lower log-loss; ``log_loss``: lowest log-loss (a proper score, less noisy than the accuracy of a
+    small validation set), ties by higher accuracy. Remaining ties keep grid order (``min`` is stable)."""
+    acc, ll = score
+    return (-acc, ll) if select == "accuracy" else (ll, -acc)
+
+
 def _c_path(Xtr, ytr, Xva, yva, Cs, max_iter, seed):
     """Val accuracy and log-loss of L2 logistic regression along ``Cs`` (ascending, warm starts)."""
     out = []
@@ -295,7 +307,7 @@ class KmerLogReg:
 
     def __init__(self, ks=(3, 4, 5, 6, 7), Cs=DEFAULT_CS, features=VIEWS, canonical=(False, True),
                  combine: bool = True, max_iter: int = 1000, grid_max_iter: int = 100, refit: bool = True,
-                 cv_below: int = 2000, n_jobs: int = 1, seed: int = 0):
+                 cv_below: int = 2000, select: str = "accuracy", n_jobs: int = 1, seed: int = 0):
         self.ks = tuple(int(k) for k in ks)
         self.Cs = tuple(sorted(float(c) for c in Cs))
         self.features = tuple(features)
@@ -305,6 +317,9 @@ class KmerLogReg:
         self.grid_max_iter = int(grid_max_iter)
         self.refit = bool(refit)
         self.cv_below = int(cv_below)
+        if select not in SELECT_BY:
+            raise InputError(f"kmer_lr.select must be one of {', '.join(SELECT_BY)}, got {select!r}")
+        self.select = select
         self.n_jobs = int(n_jobs)
         self.seed = int(seed)
         bad = set(self.features) - set(VIEWS)
@@ -372,8 +387,7 @@ class KmerLogReg:
             for cfg, path in zip(grid, paths):
                 for C, (acc, ll) in zip(self.Cs, path):
                     scores[(*cfg, C)] = (acc, ll)
-            # highest val accuracy; ties: lower val log-loss, then grid order
-            best = min(scores, key=lambda key: (-scores[key][0], scores[key][1]))
+            best = min(scores, key=lambda key: _selection_key(scores[key], self.select))
         else:  # nothing to choose on: the first configuration, the middle of the C grid
             best = (*grid[0], self.Cs[len(self.Cs) // 2])
         option, canonical, view, C = best
@@ -385,7 +399,9 @@ class KmerLogReg:
         self.choice = {"k": option, "features": view, "canonical": bool(canonical), "C": C}
         self.info = {"choice": dict(self.choice),
                      "val_accuracy": scores[best][0] if scores else None,
-                     "selection": how if scores else "none (no validation records or a single grid point)",
+                     "val_log_loss": scores[best][1] if scores else None,
+                     "selection": (f"{how}, by val {self.select.replace('_', '-')}" if scores
+                                   else "none (no validation records or a single grid point)"),
                      "refit_on": "train+val" if self.refit else "train",
                      "n_configurations": len(scores),
                      "grid": [[o, bool(c), v, C_, round(a, 5), round(ll, 5)]

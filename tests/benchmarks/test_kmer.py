@@ -13,6 +13,7 @@ from genodiff.benchmarks.datasets import encode_sequences, LabeledSet
 from genodiff.benchmarks.kmer import (KmerLogReg, KmerTable, canonical_columns, kmer_count_matrix, kmer_counts,
                                       kmer_features)
 from genodiff.benchmarks.plain import SklearnKmerLR, decode
+from genodiff.errors import InputError
 from genodiff.data.genome.alphabet import STR_COMPLEMENT
 
 from bench_helpers import motif_dataset
@@ -135,3 +136,23 @@ def test_plain_sklearn_pipeline():
     vec = m.pipe.steps[0][1]
     counts = vec.transform(seqs[:3]).toarray().sum(1)
     assert counts.tolist() == [len(s) - 3 for s in seqs[:3]]
+
+
+def test_kmer_lr_select_rule_picks_by_the_named_score():
+    """``select`` picks the grid point with the best val accuracy or the lowest val log-loss, from one grid."""
+    data = _motif_set(seed=4)  # a set where the two rules disagree (checked below)
+    train, val = np.arange(0, 150), np.arange(150, 200)
+    kw = dict(ks=(2, 3), Cs=(1e-5, 1e-3, 0.1, 10.0), cv_below=0)
+    by_acc = KmerLogReg(**kw).fit_indexed(data, train, val)
+    by_ll = KmerLogReg(**kw, select="log_loss").fit_indexed(data, train, val)
+    assert by_acc.info["grid"] == by_ll.info["grid"]  # same scores, different rule
+    grid = by_acc.info["grid"]
+    best_acc = min(grid, key=lambda g: (-g[4], g[5]))
+    best_ll = min(grid, key=lambda g: (g[5], -g[4]))
+    as_choice = lambda g: {"k": g[0], "features": g[2], "canonical": g[1], "C": g[3]}  # noqa: E731
+    assert by_acc.choice == as_choice(best_acc) and by_ll.choice == as_choice(best_ll)
+    assert round(by_ll.info["val_log_loss"], 5) == best_ll[5] and by_ll.info["selection"].endswith("by val log-loss")
+    # the two rules disagree on this grid, so the test tells them apart
+    assert by_acc.choice != by_ll.choice
+    with pytest.raises(InputError, match="kmer_lr.select"):
+        KmerLogReg(select="auc")
