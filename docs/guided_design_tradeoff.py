@@ -19,7 +19,8 @@ label, and real sequences of each class the generator never saw):
 * naturalness: ``markov_bits`` (bits per base under an order-5 Markov chain fitted on the generator's
   TRAIN sequences of the target class; lower = closer to real sequences of the class).
 
-Writes ``<out>/tradeoff.json`` and ``<out>/tradeoff.md`` and prints the table. Guidance with w > 0 is not exact
+Writes ``<out>/tradeoff.json`` and ``<out>/tradeoff.md`` and prints the table. Each sample set is kept as
+``<out>/<set>.fa`` with the overrides that made it; a rerun reuses the sets whose overrides are unchanged. Guidance with w > 0 is not exact
 sampling from a tilted distribution (docs/generate.md, "Guided design"); this measures what it does.
 """
 
@@ -84,6 +85,9 @@ def main(argv=None) -> None:
     ap.add_argument("--label", required=True, help="target class name")
     ap.add_argument("--classifier", default=None, help="noise-aware classifier run or export (classifier guidance)")
     ap.add_argument("--classifier-scale", type=float, default=1.0)
+    ap.add_argument("--classifier-mode", default="auto", help="guidance.mode: auto | exact | first_order")
+    ap.add_argument("--max-exact-candidates", type=int, default=1024,
+                    help="guidance.max_exact_candidates (auto: exact re-weighting while a call has at most this many)")
     ap.add_argument("--ws", default="0,1,2,4")
     ap.add_argument("--num-samples", type=int, default=200)
     ap.add_argument("--length", type=int, default=None, help="bp (default: the most common real length)")
@@ -137,7 +141,10 @@ def main(argv=None) -> None:
         if args.num_threads:
             overrides.append(f"num_threads={args.num_threads}")
         overrides += [f"{k}={v}" for k, v in keys.items()]
-        sample.run(compose_config("sample", overrides))
+        done = out / f"{tag}.overrides.json"  # a set sampled with the same overrides is reused (resume)
+        if not (done.is_file() and read_json(done) == overrides and (out / f"{tag}.fa").is_file()):
+            sample.run(compose_config("sample", overrides))
+            done.write_text(json.dumps(overrides))
         return [str(r.seq) for r in SeqIO.parse(str(out / f"{tag}.fa"), "fasta")]
 
     rows.append(measure("null label (unconditional)", run_sample("null_label"), oracle, target, classes, markov, rng))
@@ -146,7 +153,9 @@ def main(argv=None) -> None:
         rows.append(measure(f"classifier-free, w = {w:g}", seqs, oracle, target, classes, markov, rng))
     if args.classifier:
         seqs = run_sample("classifier", **{"condition.label": args.label, "guidance.scale": args.classifier_scale,
-                                           "guidance.classifier": str(resolve_export(args.classifier))})
+                                           "guidance.classifier": str(resolve_export(args.classifier)),
+                                           "guidance.mode": args.classifier_mode,
+                                           "guidance.max_exact_candidates": args.max_exact_candidates})
         rows.append(measure(f"classifier guidance, w = {args.classifier_scale:g}", seqs, oracle, target, classes,
                             markov, rng))
 
