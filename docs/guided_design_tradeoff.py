@@ -20,8 +20,9 @@ label, and real sequences of each class the generator never saw):
   TRAIN sequences of the target class; lower = closer to real sequences of the class).
 
 Writes ``<out>/tradeoff.json`` and ``<out>/tradeoff.md`` and prints the table. Each sample set is kept as
-``<out>/<set>.fa`` with the overrides that made it; a rerun reuses the sets whose overrides are unchanged. Guidance with w > 0 is not exact
-sampling from a tilted distribution (docs/generate.md, "Guided design"); this measures what it does.
+``<out>/<set>.fa`` with the overrides that made it; a rerun reuses the sets whose overrides are unchanged.
+Guidance with w > 0 is not exact sampling from a tilted distribution (docs/generate.md, "Guided design"); this
+measures what it does.
 """
 
 from __future__ import annotations

@@ -80,8 +80,8 @@ def main(folder: str) -> None:
         better = gkm_name if gkm and gkm["mean"] > tuned["mean"] else tuned_name
         pair = paired_comparison(fold_accuracy(res, better), fold_accuracy(res, best))
         significant_losses += pair["diff_mean"] < 0 and pair["t_pvalue"] < 0.05
-        by_fold = (f"{pair['diff_mean']:+.3f} ({'gkm' if better == gkm_name else 'LR'}; {pair['wins']}/{pair['losses']},"
-                   f" p={pair['t_pvalue']:.2f})")
+        which = "gkm" if better == gkm_name else "LR"
+        by_fold = f"{pair['diff_mean']:+.3f} ({which}; {pair['wins']}/{pair['losses']}, p={pair['t_pvalue']:.2f})"
         print("| " + " | ".join([name_of(row["task"]), f"{n:,}", cell(tuned), cell(gkm) if gkm else "",
                                  f"{cell(plain[best])} ({short})", cell(plain[REFERENCE]) if REFERENCE in plain else "",
                                  f"{delta:+.3f}", by_fold]) + " |")
