@@ -20,8 +20,10 @@ has fewer than ``cv_below`` records (a 10% split would hold a few dozen), on a 5
 * canonical k-mers (a k-mer and its reverse complement collapsed into one column by a column map) or not;
 * ``C`` (inverse L2 strength) on a log grid, 1e-5 .. 10 by default, fitted along the path with warm starts.
 
-The grid point chosen is the one with the highest validation accuracy (``select="accuracy"``, ties by the
-lower log-loss) or the lowest validation log-loss (``select="log_loss"``, ties by accuracy).
+The grid point chosen is the one with the lowest validation log-loss (``select="log_loss"``, the default; ties
+by accuracy) or the highest validation accuracy (``select="accuracy"``, ties by the lower log-loss). Log-loss
+is a proper score and much less noisy than the accuracy of a few hundred validation records: choosing among
+~250 configurations by accuracy picks noise (measured on GUE splice, docs/results.md).
 
 Counts of every k are computed ONCE per labeled set (:class:`KmerTable`, cached by content) and every
 configuration of the grid is a view of them; the configurations are fitted in parallel (joblib threads:
@@ -308,7 +310,7 @@ class KmerLogReg:
 
     def __init__(self, ks=(3, 4, 5, 6, 7), Cs=DEFAULT_CS, features=VIEWS, canonical=(False, True),
                  combine: bool = True, max_iter: int = 1000, grid_max_iter: int = 100, refit: bool = True,
-                 cv_below: int = 2000, select: str = "accuracy", n_jobs: int = 1, seed: int = 0):
+                 cv_below: int = 2000, select: str = "log_loss", n_jobs: int = 1, seed: int = 0):
         self.ks = tuple(int(k) for k in ks)
         self.Cs = tuple(sorted(float(c) for c in Cs))
         self.features = tuple(features)
@@ -357,6 +359,29 @@ class KmerLogReg:
             Xf, Xo = Xf.toarray(), (Xo.toarray() if Xo is not None else None)
         return v, Xf, Xo
 
+    def grid_scores(self, table, y, grid, pairs) -> dict:
+        """Validation ``(accuracy, log-loss)`` of every grid point ``(option, canonical, view, C)``, pooled over
+        the selection ``pairs`` (train rows, val rows); the configurations run in ``n_jobs`` threads."""
+        for option, canonical, _ in grid:  # build the shared views before the threads start
+            table.matrix(option, canonical)
+
+        def job(cfg):  # val accuracy and log-loss per C, pooled over the selection pairs
+            total = np.zeros((len(self.Cs), 2))
+            for tr, va in pairs:
+                _, Xtr, Xva = self._xy(table, *cfg, tr, va, y[tr])
+                total += len(va) * np.asarray(_c_path(Xtr, y[tr], Xva, y[va], self.Cs, self.grid_max_iter,
+                                                      self.seed))
+            return [tuple(t) for t in total / sum(len(va) for _, va in pairs)]
+
+        # one BLAS thread: L-BFGS makes many small BLAS calls whose threads only spin (setulb 45x slower
+        # on the shared 2-core machine, measured); parallelism comes from the grid instead
+        with threadpool_limits(1), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            order = sorted(range(len(grid)), key=lambda i: grid[i][0] != "all")  # biggest jobs first
+            paths = Parallel(n_jobs=self.n_jobs, backend="threading")(delayed(job)(grid[i]) for i in order)
+        paths = [p for _, p in sorted(zip(order, paths))]
+        return {(*cfg, C): (acc, ll) for cfg, path in zip(grid, paths) for C, (acc, ll) in zip(self.Cs, path)}
+
     def fit_indexed(self, data, train_index, val_index):
         train_index, val_index = np.asarray(train_index), np.asarray(val_index)
         table = KmerTable.of(data, self.ks)
@@ -364,30 +389,10 @@ class KmerLogReg:
         fit_rows = np.concatenate([train_index, val_index]) if self.refit else train_index
         equal = np.unique(np.asarray(data.lengths)[fit_rows]).size == 1
         grid = self.grid(equal)
-        scores = {}
         pairs, how = selection(data, train_index, val_index, self.cv_below, self.seed)
+        scores = {}
         if len(val_index) and (len(grid) > 1 or len(self.Cs) > 1):
-            for option, canonical, _ in grid:  # build the shared views before the threads start
-                table.matrix(option, canonical)
-
-            def job(cfg):  # val accuracy and log-loss per C, pooled over the selection pairs
-                total = np.zeros((len(self.Cs), 2))
-                for tr, va in pairs:
-                    _, Xtr, Xva = self._xy(table, *cfg, tr, va, y[tr])
-                    total += len(va) * np.asarray(_c_path(Xtr, y[tr], Xva, y[va], self.Cs, self.grid_max_iter,
-                                                          self.seed))
-                return [tuple(t) for t in total / sum(len(va) for _, va in pairs)]
-
-            # one BLAS thread: L-BFGS makes many small BLAS calls whose threads only spin (setulb 45x slower
-            # on the shared 2-core machine, measured); parallelism comes from the grid instead
-            with threadpool_limits(1), warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                order = sorted(range(len(grid)), key=lambda i: grid[i][0] != "all")  # biggest jobs first
-                paths = Parallel(n_jobs=self.n_jobs, backend="threading")(delayed(job)(grid[i]) for i in order)
-            paths = [p for _, p in sorted(zip(order, paths))]
-            for cfg, path in zip(grid, paths):
-                for C, (acc, ll) in zip(self.Cs, path):
-                    scores[(*cfg, C)] = (acc, ll)
+            scores = self.grid_scores(table, y, grid, pairs)
             best = min(scores, key=lambda key: _selection_key(scores[key], self.select))
         else:  # nothing to choose on: the first configuration, the middle of the C grid
             best = (*grid[0], self.Cs[len(self.Cs) // 2])

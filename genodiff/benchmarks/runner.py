@@ -54,7 +54,7 @@ def build_method(spec: dict, seed: int, progress: bool = False, n_jobs: int = 1)
                           features=spec.get("features", VIEWS), canonical=spec.get("canonical", (False, True)),
                           combine=spec.get("combine", True), max_iter=spec.get("max_iter", 1000),
                           grid_max_iter=spec.get("grid_max_iter", 100), refit=spec.get("refit", True),
-                          cv_below=spec.get("cv_below", 2000), select=spec.get("select", "accuracy"), n_jobs=n_jobs,
+                          cv_below=spec.get("cv_below", 2000), select=spec.get("select", "log_loss"), n_jobs=n_jobs,
                           seed=seed)
     if kind == "gkm_svm":
         return GkmSVM(l=spec.get("l", 7), k=spec.get("k", 4), Cs=spec.get("Cs", (0.1, 1.0, 10.0, 100.0)),

@@ -139,12 +139,13 @@ def test_plain_sklearn_pipeline():
 
 
 def test_kmer_lr_select_rule_picks_by_the_named_score():
-    """``select`` picks the grid point with the best val accuracy or the lowest val log-loss, from one grid."""
+    """``select`` picks the grid point with the lowest val log-loss (the default) or the best val accuracy, from
+    one grid."""
     data = _motif_set(seed=4)  # a set where the two rules disagree (checked below)
     train, val = np.arange(0, 150), np.arange(150, 200)
     kw = dict(ks=(2, 3), Cs=(1e-5, 1e-3, 0.1, 10.0), cv_below=0)
-    by_acc = KmerLogReg(**kw).fit_indexed(data, train, val)
-    by_ll = KmerLogReg(**kw, select="log_loss").fit_indexed(data, train, val)
+    by_acc = KmerLogReg(**kw, select="accuracy").fit_indexed(data, train, val)
+    by_ll = KmerLogReg(**kw).fit_indexed(data, train, val)
     assert by_acc.info["grid"] == by_ll.info["grid"]  # same scores, different rule
     grid = by_acc.info["grid"]
     best_acc = min(grid, key=lambda g: (-g[4], g[5]))
@@ -156,3 +157,19 @@ def test_kmer_lr_select_rule_picks_by_the_named_score():
     assert by_acc.choice != by_ll.choice
     with pytest.raises(InputError, match="kmer_lr.select"):
         KmerLogReg(select="auc")
+
+
+def test_kmer_lr_choice_and_fit_from_a_stored_grid_match_a_computed_grid(monkeypatch):
+    """What ``perf/reselect_kmer.py`` relies on: a fit whose ``grid_scores`` answers with another run's stored
+    (rounded) grid makes the same choice, for either rule, and the same predictions as the fit that computed it."""
+    data = _motif_set(seed=4)
+    train, val, test = np.arange(0, 150), np.arange(150, 200), np.arange(200, len(data))
+    kw = dict(ks=(2, 3), Cs=(1e-5, 1e-3, 0.1, 10.0), cv_below=0)
+    computed = {rule: KmerLogReg(**kw, select=rule).fit_indexed(data, train, val) for rule in ("accuracy", "log_loss")}
+    stored = {(o, c, v, C): (a, ll) for o, c, v, C, a, ll in computed["accuracy"].info["grid"]}
+    monkeypatch.setattr(KmerLogReg, "grid_scores", lambda self, table, y, grid, pairs: dict(stored))
+    for rule, full in computed.items():
+        reused = KmerLogReg(**kw, select=rule).fit_indexed(data, train, val)
+        assert reused.choice == full.choice
+        assert np.array_equal(reused.predict_proba_indexed(data, test), full.predict_proba_indexed(data, test))
+    assert computed["accuracy"].choice != computed["log_loss"].choice  # the rules differ here: the test has power
