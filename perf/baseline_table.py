@@ -6,7 +6,8 @@
 
 ``--kmer-from`` takes the tuned k-mer LR column (means and fold accuracies) from another suite run on the same
 tasks, e.g. ``"methods=[kmer_lr]" kmer_lr.select=log_loss``; each task's test folds must hold the same records in
-both runs (checked on ``predictions.csv``), otherwise the script stops.
+both runs (checked on ``predictions.csv``), otherwise the script stops; tasks that run has not finished are left
+out of the table and named on its last line.
 
 One row per task: records, the tuned k-mer LR, gkm-SVM, the best plain pipeline (picked AFTER the fact on the
 test folds, which favours it) and the issue's reference pipeline (4-mer counts, C = 0.001), accuracy mean ±

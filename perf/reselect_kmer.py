@@ -22,7 +22,6 @@ Reports go to DEST/<task folder>/ (``report.md`` names this script and SOURCE in
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from pathlib import Path
@@ -30,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import OmegaConf
 
+from baseline_table import fold_members
 from genodiff.benchmarks.kmer import KmerLogReg
 from genodiff.tasks.benchmark import run_task
 
@@ -38,11 +38,7 @@ LABEL = "k-mer LR (tuned)"
 
 def stored_grids(task_dir: Path) -> dict:
     """``frozenset(test indices) -> {(option, canonical, view, C): (val accuracy, val log-loss)}`` per fold."""
-    members: dict[str, list[int]] = {}
-    with open(task_dir / "predictions.csv", newline="") as fh:
-        for rec in csv.DictReader(fh):
-            if rec["method"] == LABEL:
-                members.setdefault(rec["split"], []).append(int(rec["test_index"]))
+    members = fold_members(task_dir)
     results = json.loads((task_dir / "results.json").read_text())
     grids = {}
     for unit in results["units"]:
@@ -57,9 +53,8 @@ class StoredGrid:
 
     def __init__(self):
         self.grids: dict = {}
-        self.n: int = 0
         self.current = None
-        self._fit, self._scores = KmerLogReg.fit_indexed, KmerLogReg.grid_scores
+        self._fit = KmerLogReg.fit_indexed
 
     def install(self) -> None:
         patch = self

@@ -29,9 +29,8 @@ Counts of every k are computed ONCE per labeled set (:class:`KmerTable`, cached 
 configuration of the grid is a view of them; the configurations are fitted in parallel (joblib threads:
 the solver's heavy parts release the GIL; one BLAS thread each, see :meth:`KmerLogReg.fit_indexed`). The
 chosen configuration is refitted on train + val and the whole grid (val accuracy and log-loss per point) is
-kept in :attr:`KmerLogReg.info`. The test part never
-reaches the grid: features of a record depend on that record only, and IDF and scale constants come from
-the rows being fitted.
+kept in :attr:`KmerLogReg.info`. The test part never reaches the grid: features of a record depend on that
+record only, and IDF and scale constants come from the rows being fitted.
 """
 
 from __future__ import annotations
