@@ -3,6 +3,7 @@ and where its time goes; optionally side by side with another checkout of genodi
 
     python perf/bench_denoiser.py [--threads 2] [--length 1024] [--batches 1,10] [--reps 10]
                                   [--baseline-src /path/to/other/checkout] [--rounds 2] [--out results.json]
+                                  [--plain-malloc]
 
 Prints one JSON object. Each (model, batch) is timed in a fresh subprocess (after 3 warm-up calls): best and
 median wall seconds of ``--reps`` calls, and a torch.profiler breakdown of 3 more calls into op groups:
@@ -43,9 +44,19 @@ def _group(name: str) -> str:
     return "other_ops"
 
 
-def measure(model_name: str, batch: int, length: int, threads: int, reps: int) -> dict:
-    """Run in the child process: time and profile denoiser calls of one model at one batch size."""
+def measure(model_name: str, batch: int, length: int, threads: int, reps: int, plain_malloc: bool = False) -> dict:
+    """Run in the child process: time and profile denoiser calls of one model at one batch size.
+
+    Like the CLI, a checkout that has :func:`genodiff.ops.allocator.keep_freed_memory` applies it first
+    (``plain_malloc``: do not, to show what it is worth)."""
     import torch  # noqa: PLC0415
+
+    try:
+        from genodiff.ops.allocator import keep_freed_memory  # noqa: PLC0415 - absent in older checkouts
+    except ImportError:
+        kept = None
+    else:
+        kept = False if plain_malloc else keep_freed_memory()
     from torch.profiler import ProfilerActivity, profile, record_function  # noqa: PLC0415
 
     from genodiff.models.caduceus import Caduceus, CaduceusConfig  # noqa: PLC0415
@@ -91,7 +102,7 @@ def measure(model_name: str, batch: int, length: int, threads: int, reps: int) -
     op_cpu = sum(groups.values())
     groups["python_dispatch"] = max(0.0, prof_wall - op_cpu)
     groups_share = {k: round(v / prof_wall, 4) for k, v in groups.items()}
-    return {"model": model_name, "batch": batch, "length": length, "threads": threads,
+    return {"model": model_name, "batch": batch, "length": length, "threads": threads, "freed_memory_kept": kept,
             "parameters": sum(p.numel() for p in model.parameters()),
             "best_s": min(times), "median_s": statistics.median(times),
             "profiled_wall_s": prof_wall, "op_cpu_s": op_cpu, "op_groups_cpu_s": groups,
@@ -104,7 +115,7 @@ def _child(src: str | None, args, model_name: str, batch: int) -> dict:
     if src:
         env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     cmd = [sys.executable, __file__, "--child", model_name, str(batch), "--length", str(args.length),
-           "--threads", str(args.threads), "--reps", str(args.reps)]
+           "--threads", str(args.threads), "--reps", str(args.reps)] + (["--plain-malloc"] if args.plain_malloc else [])
     out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
     return json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
 
@@ -119,10 +130,13 @@ def main(argv=None) -> dict:
     ap.add_argument("--baseline-src", default=None, help="another genodiff checkout to time side by side")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--plain-malloc", action="store_true",
+                    help="do not apply genodiff.ops.allocator.keep_freed_memory (as the CLI does) in the children")
     ap.add_argument("--child", nargs=2, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        print(json.dumps(measure(args.child[0], int(args.child[1]), args.length, args.threads, args.reps)))
+        print(json.dumps(measure(args.child[0], int(args.child[1]), args.length, args.threads, args.reps,
+                                 args.plain_malloc)))
         return {}
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,

@@ -47,10 +47,13 @@ from genodiff.models.rcps import (
     RCPSLMHead,
     RCPSWrapper,
     complement_tensor,
+    from_stacked,
     rc_hidden,
     rc_ids,
     rc_logits,
     rcps_add_norm,
+    swap_rc_stacked,
+    to_stacked,
 )
 from genodiff.ops.norm import add_norm
 
@@ -162,6 +165,16 @@ class RCPSCaduceusBlock(nn.Module):
         normed, residual = rcps_add_norm(self.base_norm, hidden_states, residual, swap=self.fused_add_norm,
                                          prenorm=True, residual_in_fp32=self.residual_in_fp32)
         return self.mixer(normed), residual
+
+    def forward_stacked(self, hidden_states, residual=None) -> Tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward` on the stacked layout (2B, L, d) (:func:`genodiff.models.rcps.to_stacked`): the
+        plain add+norm and BiMamba on 2B sequences, after the half swap when ``fused_add_norm``. Same values."""
+        if self.fused_add_norm:
+            hidden_states = swap_rc_stacked(hidden_states)
+            residual = None if residual is None else swap_rc_stacked(residual)
+        normed, residual = add_norm(hidden_states, residual, self.base_norm, prenorm=True,
+                                    residual_in_fp32=self.residual_in_fp32)
+        return self.mixer.submodule(normed), residual
 
 
 class Caduceus(nn.Module):
@@ -320,6 +333,13 @@ class Caduceus(nn.Module):
         (``embeddings`` (B, L, D'), ``layer_hidden`` / ``layer_residual``: lists of n_layer (B, L, D')).
         ``label`` / ``onehot``: see :meth:`embed`."""
         h = self.embed(input_ids, label, onehot)
+        if self.config.rcps and not output_layers:  # the same values without per-block split/flip/cat of halves
+            residual = None
+            h = to_stacked(h)
+            for layer in self.backbone.layers:
+                h, residual = layer.forward_stacked(h, residual)
+            norm = self.backbone.norm_f if self.config.fused_add_norm else self.backbone.norm_f.submodule
+            return from_stacked(add_norm(h, residual, norm, prenorm=False))
         extra = {"embeddings": h, "layer_hidden": [], "layer_residual": []} if output_layers else None
         residual = None
         for layer in self.backbone.layers:

@@ -7,6 +7,11 @@ reverse-complement strand stored in *reversed* coordinates, so the reverse compl
 
 Parameter/buffer names follow the official ``modeling_rcps.py`` (``embedding.weight``, ``complement_map``,
 ``submodule.*``, ``lm_head.weight``) so checkpoints load unchanged.
+
+The *stacked* layout holds the same state as (2B, L, d): ``[v1 ; rc(v2)]`` for ``v = [v1 | v2]``
+(:func:`to_stacked` / :func:`from_stacked`). There every RCPS module is its plain module on a batch of 2B
+(the wrapper's both-strands batch), so a stack of blocks runs without splitting, flipping and concatenating
+halves in every block; the fused block's half swap is one flip, :func:`swap_rc_stacked`.
 """
 
 from __future__ import annotations
@@ -29,12 +34,34 @@ __all__ = [
     "RCPSAddNormWrapper",
     "RCPSLMHead",
     "rcps_add_norm",
+    "to_stacked",
+    "from_stacked",
+    "swap_rc_stacked",
 ]
 
 
 def rc_hidden(x: torch.Tensor) -> torch.Tensor:
     """Reverse complement of a hidden state (..., L, C): flip length and channels."""
     return x.flip(-2, -1)
+
+
+def to_stacked(x: torch.Tensor) -> torch.Tensor:
+    """(B, L, 2d) RCPS state -> (2B, L, d) stacked layout ``[x1 ; rc(x2)]`` (see the module docstring)."""
+    half = x.shape[-1] // 2
+    return torch.cat([x[..., :half], rc_hidden(x[..., half:])], dim=0)
+
+
+def from_stacked(s: torch.Tensor) -> torch.Tensor:
+    """(2B, L, d) stacked layout -> (B, L, 2d) RCPS state; inverse of :func:`to_stacked`."""
+    batch = s.shape[0] // 2
+    return torch.cat([s[:batch], rc_hidden(s[batch:])], dim=-1)
+
+
+def swap_rc_stacked(s: torch.Tensor) -> torch.Tensor:
+    """The RCPS half swap ``[x1 | x2] -> [x2 | x1]`` in the stacked layout: ``[s1 ; s2] -> [rc(s2) ; rc(s1)]``
+    (one flip over the strand, length and channel dims). (2B, L, d) -> (2B, L, d)."""
+    two_b, length, d = s.shape
+    return s.reshape(2, two_b // 2, length, d).flip(0, 2, 3).reshape(two_b, length, d)
 
 
 def rc_ids(input_ids: torch.Tensor, complement_map: torch.Tensor) -> torch.Tensor:

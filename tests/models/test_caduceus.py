@@ -165,3 +165,33 @@ def test_unidirectional_untied_variant():
     m2 = tiny(bidirectional_weight_tie=False, n_layer=1)
     mix = m2.backbone.layers[0].mixer
     assert mix.mamba_rev.in_proj.weight is not mix.mamba_fwd.in_proj.weight
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("num_classes", [0, 3])
+def test_ps_stacked_layout_equals_the_per_block_path(fused, num_classes):
+    """forward runs the PS blocks on the stacked (2B, L, d) layout; output_layers=True keeps the per-block
+    (B, L, 2d) path. Same values (bit for bit here); gradients equal to float rounding."""
+    from genodiff.models.rcps import from_stacked, swap_rc_stacked, to_stacked
+
+    torch.manual_seed(1)
+    model = Caduceus(CaduceusConfig(d_model=24, n_layer=3, rcps=True, fused_add_norm=fused, num_classes=num_classes))
+    ids = torch.randint(0, 5, (3, 77))
+    label = torch.tensor([0, 1, num_classes]) if num_classes else None
+    stacked = model(ids, label=label)
+    per_block = model.lm_head(model.backbone_forward(ids, output_layers=True, label=label)[0]).float()
+    assert torch.allclose(stacked, per_block, rtol=0, atol=1e-6)
+    grads = []
+    for logits in (stacked, per_block):
+        model.zero_grad()
+        (logits * torch.randn(logits.shape, generator=torch.Generator().manual_seed(0))).sum().backward(
+            retain_graph=True)
+        grads.append({k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys()
+    for k in grads[0]:
+        assert torch.allclose(grads[0][k], grads[1][k], rtol=1e-4, atol=1e-6), k
+    # the layout helpers: inverse pair, and the swap is the half swap [x1 | x2] -> [x2 | x1]
+    h = torch.randn(2, 5, 8)
+    assert torch.equal(from_stacked(to_stacked(h)), h)
+    assert torch.equal(from_stacked(swap_rc_stacked(to_stacked(h))), torch.cat([h[..., 4:], h[..., :4]], -1))
+    assert not torch.equal(swap_rc_stacked(to_stacked(h)), to_stacked(h))  # power: the swap changes the state
