@@ -147,7 +147,7 @@ def test_exp2_nonpos_accuracy():
     ref = np.exp2(x.astype(np.float64))
     kept = x >= -125.0
     rel = np.abs(out[kept] - ref[kept]) / ref[kept]
-    assert rel.max() < 2.5e-7, rel.max()  # ~1e-7: the degree-6 fit (2e-9) plus float32 evaluation
+    assert rel.max() < 3e-7, rel.max()  # ~2e-7: the degree-5 fit (9e-8) plus float32 evaluation
     assert np.all(out[~kept] == 0.0)
     # power: the same check on a float32 grid shifted by one ulp-scale perturbation of the input fails
     assert (np.abs(np.exp2((x[kept] * np.float32(1 + 1e-5)).astype(np.float64)) - ref[kept]) / ref[kept]).max() > 1e-4
