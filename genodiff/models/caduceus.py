@@ -327,19 +327,28 @@ class Caduceus(nn.Module):
         rc = onehot.flip(-2)[..., self._complement]  # one-hot of rc(ids): rc(ids)[l] = comp[ids[L-1-l]]
         return torch.cat([onehot @ w, rc_hidden(rc @ w)], dim=-1)
 
+    @property
+    def _base_norm_f(self) -> nn.Module:
+        """The final norm itself (PS non-fused wraps it in an :class:`RCPSAddNormWrapper`)."""
+        f = self.backbone.norm_f
+        return f.submodule if self.config.rcps and not self.config.fused_add_norm else f
+
     def backbone_forward(self, input_ids: Optional[torch.Tensor], output_layers: bool = False,
                          label: Optional[torch.Tensor] = None, onehot: Optional[torch.Tensor] = None):
         """input_ids (B, L) -> final hidden (B, L, D'); with ``output_layers`` also a dict of per-stage tensors
         (``embeddings`` (B, L, D'), ``layer_hidden`` / ``layer_residual``: lists of n_layer (B, L, D')).
-        ``label`` / ``onehot``: see :meth:`embed`."""
+        ``label`` / ``onehot``: see :meth:`embed`.
+
+        Caduceus-PS runs its blocks on the stacked layout (:meth:`RCPSCaduceusBlock.forward_stacked`), which calls
+        the blocks' BiMamba directly: forward hooks on a block or its RCPS wrapper fire only with
+        ``output_layers=True`` (the per-block path; same values)."""
         h = self.embed(input_ids, label, onehot)
         if self.config.rcps and not output_layers:  # the same values without per-block split/flip/cat of halves
             residual = None
             h = to_stacked(h)
             for layer in self.backbone.layers:
                 h, residual = layer.forward_stacked(h, residual)
-            norm = self.backbone.norm_f if self.config.fused_add_norm else self.backbone.norm_f.submodule
-            return from_stacked(add_norm(h, residual, norm, prenorm=False))
+            return from_stacked(add_norm(h, residual, self._base_norm_f, prenorm=False))
         extra = {"embeddings": h, "layer_hidden": [], "layer_residual": []} if output_layers else None
         residual = None
         for layer in self.backbone.layers:
@@ -348,8 +357,7 @@ class Caduceus(nn.Module):
                 extra["layer_hidden"].append(h)
                 extra["layer_residual"].append(residual)
         if self.config.rcps:
-            norm = self.backbone.norm_f if self.config.fused_add_norm else self.backbone.norm_f.submodule
-            out = rcps_add_norm(norm, h, residual, swap=False, prenorm=False,
+            out = rcps_add_norm(self._base_norm_f, h, residual, swap=False, prenorm=False,
                                 residual_in_fp32=self.config.residual_in_fp32)
         else:
             out = add_norm(h, residual, self.backbone.norm_f, prenorm=False)

@@ -9,9 +9,9 @@ Parameter/buffer names follow the official ``modeling_rcps.py`` (``embedding.wei
 ``submodule.*``, ``lm_head.weight``) so checkpoints load unchanged.
 
 The *stacked* layout holds the same state as (2B, L, d): ``[v1 ; rc(v2)]`` for ``v = [v1 | v2]``
-(:func:`to_stacked` / :func:`from_stacked`). There every RCPS module is its plain module on a batch of 2B
-(the wrapper's both-strands batch), so a stack of blocks runs without splitting, flipping and concatenating
-halves in every block; the fused block's half swap is one flip, :func:`swap_rc_stacked`.
+(:func:`to_stacked` / :func:`from_stacked`). There the RCPS wrapper and add+norm are their plain modules on
+a batch of 2B (the wrapper's both-strands batch), so a stack of blocks runs without splitting, flipping and
+concatenating halves in every block; the fused block's half swap is one flip, :func:`swap_rc_stacked`.
 """
 
 from __future__ import annotations
@@ -108,11 +108,7 @@ class RCPSWrapper(nn.Module):
         self.submodule = submodule
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        half = x.shape[-1] // 2
-        batch = x.shape[0]
-        both = torch.cat([x[..., :half], rc_hidden(x[..., half:])], dim=0)
-        out = self.submodule(both)
-        return torch.cat([out[:batch], rc_hidden(out[batch:])], dim=-1)
+        return from_stacked(self.submodule(to_stacked(x)))
 
 
 def rcps_add_norm(norm: nn.Module, x: torch.Tensor, residual: Optional[torch.Tensor], swap: bool = False,

@@ -104,13 +104,13 @@ _LOG2E = np.float32(1.4426950408889634)
 
 @njit(inline="always", error_model=_ERRORS)
 def fexp2_nonpos(x):  # pragma: no cover - compiled
-    """2**x for float32 x <= 0, the decay of the inference scan (dt >= 0 times A log2(e) < 0); ~13 vector ops.
+    """2**x for float32 x <= 0, the decay of the inference scan (dt >= 0 times A log2(e) < 0); ~14 vector ops.
 
     k = rint(x) (one vroundps; exact, and safe under reassociating fast-math, unlike the 1.5 * 2**23 trick),
     2**(x - k) for |x - k| <= 1/2 as a degree-5 polynomial (fitted for relative error: 9e-8 before float32
     rounding, ~2e-7 after; evaluated in Estrin's form, dependency depth 3 instead of Horner's 5), then k
     added to its exponent bits. x < -125 returns 0 (true value < 2.4e-38); x > 0 is not supported (the
-    caller guarantees x <= 0). NaN is not propagated.
+    caller guarantees x <= 0); a NaN x gives an unspecified value (a NaN dt still reaches the state via dt u B).
     """
     xc = max(x, np.float32(-125.0))
     kf = np.rint(xc)

@@ -7,14 +7,17 @@ when a large free block sits there, so every call touches new pages: one page fa
 per 8 MB tensor), which on the development VM cost ~30% of a tiny-model denoiser call (perf/README.md,
 "Denoiser call on CPU"). Raising the mmap and trim thresholds lets freed blocks be reused without faults.
 
-The cost: the process keeps its peak heap (it is not returned to the OS until exit). Blocks above
-``max_block_bytes`` (glibc's ceiling for the mmap threshold is 32 MiB on 64-bit) are still mmap-ed.
+The cost: up to ``trim_bytes`` (1 GiB) of free heap stays with the process instead of going back to the OS,
+so a long-running process (``genodiff serve``, training) keeps a resident size near its peak; blocks above
+``max_block_bytes`` (glibc's ceiling for the mmap threshold, 32 MiB on 64-bit) are still mmap-ed and unmapped.
+``GENODIFF_KEEP_FREED_MEMORY=0`` in the environment turns it off.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import sys
 
 __all__ = ["keep_freed_memory"]
@@ -29,16 +32,17 @@ def keep_freed_memory(max_block_bytes: int = _MAX_MMAP_THRESHOLD, trim_bytes: in
     """Serve blocks up to ``max_block_bytes`` from the heap and keep up to ``trim_bytes`` of free heap top.
 
     Process-wide and idempotent; called by the CLI before a job runs. Returns True when applied (Linux with
-    glibc), False elsewhere (other C libraries manage memory their own way; nothing is changed).
+    glibc), False elsewhere (other C libraries manage memory their own way; nothing is changed) and when
+    ``GENODIFF_KEEP_FREED_MEMORY`` is ``0``.
     """
-    if not sys.platform.startswith("linux"):
+    if not sys.platform.startswith("linux") or os.environ.get("GENODIFF_KEEP_FREED_MEMORY", "") == "0":
         return False
     if _applied.get("mmap") == max_block_bytes and _applied.get("trim") == trim_bytes:
         return True
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         mallopt = libc.mallopt
-    except (OSError, AttributeError):  # musl and other C libraries have no mallopt
+    except (OSError, AttributeError):  # a C library without mallopt (musl's stub returns 0: not applied)
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int

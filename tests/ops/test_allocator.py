@@ -42,8 +42,49 @@ def test_reallocation_reuses_pages_only_when_applied():
     assert with_setting < 100, with_setting
 
 
-def test_idempotent():
-    from genodiff.ops.allocator import keep_freed_memory
+class _FakeLibc:
+    """Stands in for libc: records mallopt calls and answers ``answer`` (1 = accepted)."""
 
-    first = keep_freed_memory()
-    assert keep_freed_memory() is first
+    def __init__(self, answer: int):
+        self.calls = []
+        fake = self
+
+        class _Mallopt:  # a callable instance, so the module can set argtypes/restype on it
+            def __call__(self, param, value):
+                fake.calls.append((param, value))
+                return answer
+
+        self.mallopt = _Mallopt()
+
+
+def _patched(monkeypatch, answer: int) -> _FakeLibc:
+    from genodiff.ops import allocator
+
+    libc = _FakeLibc(answer)
+    monkeypatch.setattr(allocator, "_applied", {})
+    monkeypatch.setattr(allocator.ctypes, "CDLL", lambda name: libc)
+    monkeypatch.setattr(allocator.sys, "platform", "linux")
+    monkeypatch.delenv("GENODIFF_KEEP_FREED_MEMORY", raising=False)
+    return libc
+
+
+def test_sets_both_thresholds_once(monkeypatch):
+    from genodiff.ops import allocator
+
+    libc = _patched(monkeypatch, answer=1)
+    assert allocator.keep_freed_memory() is True
+    assert libc.calls == [(-3, 32 << 20), (-1, 1 << 30)]  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
+    assert allocator.keep_freed_memory() is True and len(libc.calls) == 2  # idempotent: no second mallopt
+    assert allocator.keep_freed_memory(64 << 20, 1 << 20) is True
+    assert libc.calls[2:] == [(-3, 32 << 20), (-1, 1 << 20)]  # new values; the mmap threshold capped at 32 MiB
+
+
+def test_refused_or_switched_off(monkeypatch):
+    from genodiff.ops import allocator
+
+    libc = _patched(monkeypatch, answer=0)  # e.g. musl's stub, or values glibc refuses
+    assert allocator.keep_freed_memory() is False
+    assert allocator.keep_freed_memory() is False and len(libc.calls) == 4  # not recorded as applied: retried
+    libc = _patched(monkeypatch, answer=1)
+    monkeypatch.setenv("GENODIFF_KEEP_FREED_MEMORY", "0")
+    assert allocator.keep_freed_memory() is False and libc.calls == []

@@ -149,8 +149,9 @@ def test_exp2_nonpos_accuracy():
     rel = np.abs(out[kept] - ref[kept]) / ref[kept]
     assert rel.max() < 3e-7, rel.max()  # ~2e-7: the degree-5 fit (9e-8) plus float32 evaluation
     assert np.all(out[~kept] == 0.0)
-    # power: the same check on a float32 grid shifted by one ulp-scale perturbation of the input fails
-    assert (np.abs(np.exp2((x[kept] * np.float32(1 + 1e-5)).astype(np.float64)) - ref[kept]) / ref[kept]).max() > 1e-4
+    # power: the same bound rejects the kernel's output read as exp(x) (the log2(e) factor forgotten)
+    wrong = np.exp(x[kept].astype(np.float64))
+    assert (np.abs(out[kept] - wrong) / wrong).max() > 1e-2
 
 
 def test_kernels_use_the_numpy_error_model():
