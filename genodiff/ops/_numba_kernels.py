@@ -1,6 +1,7 @@
 """numba kernels of the fast CPU selective scan (imported lazily by :mod:`genodiff.ops._scan_numba`).
 
-Training kernels (``scan_fwd``/``scan_bwd``, channel-major, vectorised over the state). Layouts (C-contiguous, one dtype per call: float32, or float64 for float64 inputs):
+Training kernels (``scan_fwd``/``scan_bwd``, channel-major, vectorised over the state). Layouts
+(C-contiguous, one dtype per call: float32, or float64 for float64 inputs):
 u, delta, y, du, ddelta: (batch, dim, L); A: (dim, N); B, C: (batch, G, L, N) time-major so the
 inner loop over the state runs over contiguous memory; last, dlast, dA_part: (batch, dim, N);
 dB_part, dC_part: (batch, G, nblk, L, N) per-block partial sums.
