@@ -219,7 +219,7 @@ def _config_error_line(exc: BaseException) -> str:
 
 def _task_runner(job: Job):
     module = importlib.import_module(job.task_module)
-    from genodiff.ops.allocator import keep_freed_memory  # noqa: PLC0415 - torch is loaded by now, not for --help
+    from genodiff.ops.allocator import keep_freed_memory  # noqa: PLC0415 - genodiff.ops loads torch: not for --help
 
     def run(cfg):
         keep_freed_memory()  # reuse freed activation memory: no page faults on every forward (perf/README.md)

@@ -69,6 +69,8 @@ START_UP_EXCEPTIONS = {
     # `genodiff --help` and override errors stay fast: importing hydra costs ~0.3 s
     ("genodiff/cli.py", "hydra"), ("genodiff/cli.py", "hydra.core.override_parser.overrides_parser"),
     ("genodiff/cli.py", "genodiff.config"),
+    # applied when a job runs: importing genodiff.ops loads torch (~1.5 s), which --help must not pay
+    ("genodiff/cli.py", "genodiff.ops.allocator"),
     # k-mer-only benchmark workers do not pay torch's ~1.7 s import
     ("genodiff/benchmarks/runner.py", "torch"), ("genodiff/benchmarks/runner.py", "genodiff.benchmarks.neural"),
 }
