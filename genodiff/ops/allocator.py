@@ -16,7 +16,6 @@ so a long-running process (``genodiff serve``, training) keeps a resident size n
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import sys
 
@@ -40,8 +39,7 @@ def keep_freed_memory(max_block_bytes: int = _MAX_MMAP_THRESHOLD, trim_bytes: in
     if _applied.get("mmap") == max_block_bytes and _applied.get("trim") == trim_bytes:
         return True
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+        mallopt = ctypes.CDLL(None).mallopt  # the symbols already loaded: libc, without find_library's subprocess
     except (OSError, AttributeError):  # a C library without mallopt (musl's stub returns 0: not applied)
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
