@@ -1,10 +1,13 @@
-"""numba kernels of the fast CPU selective scan (imported lazily by :mod:`genodiff.ops._scan_numba`).
+"""numba kernels of the fast CPU selective scan and causal conv (imported by :mod:`genodiff.ops._scan_numba`).
 
 Training kernels (``scan_fwd``/``scan_bwd``, channel-major, vectorised over the state). Layouts
 (C-contiguous, one dtype per call: float32, or float64 for float64 inputs):
 u, delta, y, du, ddelta: (batch, dim, L); A: (dim, N); B, C: (batch, G, L, N) time-major so the
 inner loop over the state runs over contiguous memory; last, dlast, dA_part: (batch, dim, N);
 dB_part, dC_part: (batch, G, nblk, L, N) per-block partial sums.
+
+Training conv (``conv_cm_fwd``/``conv_cm_bwd``): the causal depthwise conv (+ SiLU) of the training path and its
+gradients, channel-major (batch, D, L), float32 or float64; one task per (batch, channel) row.
 
 Inference kernels (``conv_silu_tm``/``scan_infer_tm``, forward only, float32): time-major (batch, L, D)
 tensors as the projections produce them, vectorised over channels; see their docstrings.
@@ -359,6 +362,75 @@ def _scan_infer_tm(u, xdbl, dtwT, dt_bias, AT, skip, xz, y, reverse, block):  # 
                 yt[j] = acc[j] * fsilu(zt[j])
 
 
+def _conv_cm_fwd(x, w, bias, out, silu):  # pragma: no cover - compiled
+    """Causal depthwise conv (+ SiLU when ``silu``), channel-major: x, out (batch, D, L); w (D, K); bias (D,).
+    ``out[b, d, t] = bias[d] + sum_k w[d, k] x[b, d, t - (K - 1) + k]`` (x is zero before t = 0)."""
+    batch, D, L = x.shape
+    for task in prange(batch * D):
+        b = task // D
+        d = task - b * D
+        _conv_row(x[b, d], w[d], bias[d], out[b, d])
+        if silu:
+            o = out[b, d]
+            for t in range(L):
+                o[t] = fsilu(o[t])
+
+
+@njit(inline="always", error_model=_ERRORS)
+def _conv_row(xr, wd, bd, o):  # pragma: no cover - compiled
+    """One channel of the causal conv without activation: o[t] = bd + sum_k wd[k] xr[t - (K - 1) + k]."""
+    L = xr.shape[0]
+    K = wd.shape[0]
+    for t in range(L):
+        o[t] = bd
+    for k in range(K):
+        s = K - 1 - k
+        wk = wd[k]
+        for t in range(s, L):
+            o[t] += wk * xr[t - s]
+
+
+def _conv_cm_bwd(x, w, bias, gy, silu, gx, gw_part, gb_part):  # pragma: no cover - compiled
+    """Gradients of :func:`_conv_cm_fwd` for output gradient gy (batch, D, L): gx (batch, D, L) and per-row
+    partial sums gw_part (batch, D, K), gb_part (batch, D) (summed over the batch in torch). With ``silu``
+    the pre-activation is recomputed from x (nothing but x is kept from the forward)."""
+    batch, D, L = x.shape
+    K = w.shape[1]
+    for task in prange(batch * D):
+        b = task // D
+        d = task - b * D
+        xr = x[b, d]
+        gyr = gy[b, d]
+        g = np.empty(L, dtype=x.dtype)  # d loss / d pre-activation
+        if silu:
+            _conv_row(xr, w[d], bias[d], g)
+            for t in range(L):
+                a = g[t]
+                sg = np.float32(1.0) / (np.float32(1.0) + fexp(-a))
+                g[t] = gyr[t] * (sg * (np.float32(1.0) + a * (np.float32(1.0) - sg)))
+        else:
+            for t in range(L):
+                g[t] = gyr[t]
+        acc = g[0] * np.float32(0.0)
+        for t in range(L):
+            acc += g[t]
+        gb_part[b, d] = acc
+        for k in range(K):
+            s = K - 1 - k
+            acc = g[0] * np.float32(0.0)
+            for t in range(s, L):
+                acc += g[t] * xr[t - s]
+            gw_part[b, d, k] = acc
+        gxr = gx[b, d]
+        for t in range(L):
+            gxr[t] = g[t] * np.float32(0.0)
+        for k in range(K):
+            s = K - 1 - k
+            wk = w[d, k]
+            for t in range(L - s):
+                gxr[t] += wk * g[t + s]
+
+
 def _renamed(fn, suffix):
     """A copy of ``fn`` under another qualname, so numba's on-disk cache keeps the variants apart."""
     new = types_mod.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + suffix, fn.__defaults__,
@@ -380,3 +452,7 @@ conv_silu_tm = njit(parallel=True, **_OPTS_TM)(_renamed(_conv_silu_tm, "_paralle
 conv_silu_tm_serial = njit(**_OPTS_TM)(_renamed(_conv_silu_tm, "_serial"))
 scan_infer_tm = njit(parallel=True, **_OPTS_TM)(_renamed(_scan_infer_tm, "_parallel"))
 scan_infer_tm_serial = njit(**_OPTS_TM)(_renamed(_scan_infer_tm, "_serial"))
+conv_cm_fwd = njit(parallel=True, **_OPTS)(_renamed(_conv_cm_fwd, "_parallel"))
+conv_cm_fwd_serial = njit(**_OPTS)(_renamed(_conv_cm_fwd, "_serial"))
+conv_cm_bwd = njit(parallel=True, **_OPTS)(_renamed(_conv_cm_bwd, "_parallel"))
+conv_cm_bwd_serial = njit(**_OPTS)(_renamed(_conv_cm_bwd, "_serial"))

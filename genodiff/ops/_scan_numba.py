@@ -33,6 +33,7 @@ import threading
 
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 from genodiff.ops import _numba_kernels as nk
 
@@ -66,7 +67,9 @@ def _build():
 
     return {"fwd": nk.scan_fwd, "bwd": nk.scan_bwd, "fwd_serial": nk.scan_fwd_serial,
             "bwd_serial": nk.scan_bwd_serial, "conv_tm": nk.conv_silu_tm, "conv_tm_serial": nk.conv_silu_tm_serial,
-            "scan_tm": nk.scan_infer_tm, "scan_tm_serial": nk.scan_infer_tm_serial, "numba": numba}
+            "scan_tm": nk.scan_infer_tm, "scan_tm_serial": nk.scan_infer_tm_serial,
+            "conv_fwd": nk.conv_cm_fwd, "conv_fwd_serial": nk.conv_cm_fwd_serial,
+            "conv_bwd": nk.conv_cm_bwd, "conv_bwd_serial": nk.conv_cm_bwd_serial, "numba": numba}
 
 
 def _kernels():
@@ -82,9 +85,10 @@ def _num_threads(numba) -> int:
 
 
 def _launch(k, name: str, nthreads: int, ntasks: int, *arrays, work: int | None = None) -> None:
-    """Run kernel ``name`` ("fwd"/"bwd"/"conv_tm"/"scan_tm"): parallel variant, or the serial one for a single
-    thread, for less than ``_SERIAL_BELOW`` units of ``work`` (default: state-steps of the scan arrays) and
-    in a process forked after this one had started numba's thread pool (see _numba_kernels)."""
+    """Run kernel ``name`` ("fwd"/"bwd"/"conv_tm"/"scan_tm"/"conv_fwd"/"conv_bwd"): parallel variant, or the
+    serial one for a single thread, for less than ``_SERIAL_BELOW`` units of ``work`` (default: state-steps of
+    the scan arrays) and in a process forked after this one had started numba's thread pool (see
+    _numba_kernels)."""
     pid = os.getpid()
     forked = _state.get("pool_pid") not in (None, pid)
     if work is None:
@@ -168,6 +172,47 @@ def scan(u, delta, A, B, C):
     Ct = C.transpose(-1, -2)
     y, last = _ScanFn.apply(u, delta, A, Bt, Ct)
     return y, last
+
+
+class _ConvFn(torch.autograd.Function):
+    """(x, weight, bias, silu) -> causal depthwise conv (+ SiLU); x (batch, D, L), weight (D, K), bias (D,)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, silu):
+        k = _kernels()
+        x, weight, bias = x.contiguous(), weight.contiguous(), bias.contiguous()
+        out = torch.empty_like(x)
+        batch, D = x.shape[:2]
+        if x.numel() > 0:
+            _launch(k, "conv_fwd", _num_threads(k["numba"]), batch * D, _np(x), _np(weight), _np(bias),
+                    out.numpy(), bool(silu), work=x.numel() * weight.shape[1])
+        ctx.silu = bool(silu)
+        ctx.save_for_backward(x, weight, bias)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, gy):
+        k = _kernels()
+        x, weight, bias = ctx.saved_tensors
+        batch, D = x.shape[:2]
+        gy = gy.to(x.dtype).contiguous()
+        gx = torch.empty_like(x)
+        gw_part = torch.zeros(batch, D, weight.shape[1], dtype=x.dtype)
+        gb_part = torch.zeros(batch, D, dtype=x.dtype)
+        if x.numel() > 0:
+            _launch(k, "conv_bwd", _num_threads(k["numba"]), batch * D, _np(x), _np(weight), _np(bias), _np(gy),
+                    ctx.silu, gx.numpy(), gw_part.numpy(), gb_part.numpy(), work=x.numel() * weight.shape[1])
+        return gx, gw_part.sum(0), gb_part.sum(0), None
+
+
+def causal_conv(x, weight, bias, silu: bool):
+    """Causal depthwise conv (+ SiLU) on CPU with numba forward and backward kernels, differentiable w.r.t.
+    x, weight and bias. x: (batch, D, L); weight: (D, K); bias: (D,) or None (zeros, no gradient); one float
+    dtype (float32 or float64). Returns (batch, D, L)."""
+    if bias is None:
+        return _ConvFn.apply(x, weight, torch.zeros(weight.shape[0], dtype=x.dtype), silu)
+    return _ConvFn.apply(x, weight, bias, silu)
 
 
 _INFER_BLOCK = 256  # channels per task of the inference scan (all of a small model's channels: one task per row)

@@ -1,8 +1,12 @@
 """Causal depthwise 1-D convolution (the short conv in a Mamba block).
 
 ``causal_conv1d`` dispatches on the tensor's device: the ``causal_conv1d`` CUDA package when it is
-installed and the input lives on a CUDA device (imported lazily, never at module top), otherwise
-:func:`torch.nn.functional.conv1d` with left padding.
+installed and the input lives on a CUDA device (imported lazily, never at module top); on a CPU, float32 /
+float64 tensors go through numba kernels for the forward and the backward
+(:func:`genodiff.ops._scan_numba.causal_conv`: one task per (batch, channel) row, the SiLU fused and its
+pre-activation recomputed in the backward); anything else uses :func:`causal_conv1d_ref`
+(:func:`torch.nn.functional.conv1d` with left padding), whose oneDNN depthwise backward took 0.1 to
+15 s per call here, depending on what else the cores were doing (perf/README.md).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
+from genodiff.ops import _scan_numba
 from genodiff.ops._optional import import_optional, package_available
 
 __all__ = ["causal_conv1d", "causal_conv1d_ref", "causal_conv1d_cuda_available"]
@@ -89,11 +94,17 @@ def causal_conv1d(
 
     Returns:
         (batch, dim, L) in x's dtype. Uses the CUDA kernel when ``x`` is on CUDA and the
-        ``causal_conv1d`` package is installed (widths 2..4 only), else :func:`causal_conv1d_ref`.
+        ``causal_conv1d`` package is installed (widths 2..4 only), the numba kernels for float32 / float64
+        CPU tensors (unless ``GENODIFF_DISABLE_NUMBA`` is set), else :func:`causal_conv1d_ref`. The numba
+        path computes in the inputs' dtype (CPU autocast does not lower it; genodiff trains in float32 on
+        CPUs) and its backward is not differentiable again (no double backward).
     """
     _check(x, weight, bias, activation)
     if x.is_cuda and 2 <= weight.shape[1] <= 4:
         fn = _load_cuda_fn()
         if fn:  # pragma: no cover - CUDA only
             return _call_causal_conv1d(fn, x, weight, bias, activation)
+    if (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and weight.dtype == x.dtype
+            and (bias is None or bias.dtype == x.dtype) and _scan_numba.available()):
+        return _scan_numba.causal_conv(x, weight, bias, activation is not None)
     return causal_conv1d_ref(x, weight, bias, activation)
