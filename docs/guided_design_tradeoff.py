@@ -4,7 +4,8 @@ Usage (after ``genodiff finetune conditional_nontata output_dir=runs/cond`` and,
 ``genodiff finetune noisy_classifier_nontata init=runs/cond/export output_dir=runs/clf``)::
 
     python docs/guided_design_tradeoff.py --cond runs/cond --label 1 [--classifier runs/clf] \\
-        [--ws 0,1,2,4] [--num-samples 200] [--length 251] [--sampler cached --steps 128] [--out runs/tradeoff]
+        [--ws 0,1,2,4] [--num-samples 200] [--length 251] [--sampler cached --steps 128 --order random] \\
+        [--out runs/tradeoff]
 
 What it measures, per set of sequences (guided samples for each w, classifier guidance, the model's null
 label, and real sequences of each class the generator never saw):
@@ -94,6 +95,7 @@ def main(argv=None) -> None:
     ap.add_argument("--length", type=int, default=None, help="bp (default: the most common real length)")
     ap.add_argument("--sampler", default="cached")
     ap.add_argument("--steps", type=int, default=128)
+    ap.add_argument("--order", default="random", help="reveal order (docs/results.md's table: random)")
     ap.add_argument("--batch-size", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--num-threads", type=int, default=None, help="torch CPU threads for sampling")
@@ -138,8 +140,9 @@ def main(argv=None) -> None:
 
     def run_sample(tag: str, **keys) -> list[str]:
         overrides = [f"checkpoint={export}", f"num_samples={args.num_samples}", f"length={length}",
-                     f"sampler={args.sampler}", f"steps={args.steps}", f"batch_size={args.batch_size}",
-                     f"seed={args.seed}", f"output_dir={out}", f"output_name={tag}", "progress=false"]
+                     f"sampler={args.sampler}", f"steps={args.steps}", f"order={args.order}",
+                     f"batch_size={args.batch_size}", f"seed={args.seed}", f"output_dir={out}", f"output_name={tag}",
+                     "progress=false"]
         if args.num_threads:
             overrides.append(f"num_threads={args.num_threads}")
         overrides += [f"{k}={v}" for k, v in keys.items()]
@@ -171,7 +174,7 @@ def main(argv=None) -> None:
     note = (f"Target class: {args.label}. Oracle: k-mer LR trained on {len(fit_idx)} sequences of the generator's "
             f"held-out test split, accuracy {oracle_acc:.4f} on {len(eval_idx)} others. Markov chain: order 5 on "
             f"the generator's train sequences of the target class. Length {length} bp, sampler {args.sampler} "
-            f"({args.steps} steps), seed {args.seed}.")
+            f"({args.steps} steps, {args.order} order), seed {args.seed}.")
     (out / "tradeoff.md").write_text(table + "\n\n" + note + "\n")
     (out / "tradeoff.json").write_text(json.dumps({"rows": rows, "oracle_accuracy": oracle_acc, "note": note,
                                                    "args": vars(args), "split": info}, indent=2))

@@ -6,8 +6,9 @@
 
 Without ``--checkpoint`` a tiny Caduceus-PS (configs/model/caduceus_tiny.yaml: d_model 48, 2 layers) is
 trained for ``--train-steps`` steps on the built-in demo genome (window = ``--length``) and exported.
-Every sampler configuration (``method[:steps][@batch]``) generates ``--num`` sequences of ``--length`` bp
-with the same seed, through the same code path as ``genodiff sample`` (:func:`genodiff.generate.conditioning.fill`).
+Every sampler configuration (``method[+order][:steps][@batch]``, e.g. ``cached+dilated:16@10``) generates
+``--num`` sequences of ``--length`` bp with the same seed, through the same code path as ``genodiff sample``
+(:func:`genodiff.generate.conditioning.fill`).
 Quality: Jensen-Shannon divergence (bits) of the k-mer spectra (k = 1..6) of the samples to ``--num``
 held-out reference windows of the same length (demo genome test split); the JS between two disjoint
 reference sets of the same size is printed as the noise floor. Reports wall time and process CPU time
@@ -64,7 +65,7 @@ def reference_windows(length: int, num: int, offset: int = 0) -> list[str]:
 
 
 def parse_config(spec: str, default_batch: int) -> tuple[str, int, int]:
-    """``method[:steps][@batch]`` -> (method, steps or 0, batch)."""
+    """``method[+order][:steps][@batch]`` -> (method with its order, steps or 0, batch)."""
     spec, _, batch = spec.partition("@")
     method, _, steps = spec.partition(":")
     return method, int(steps) if steps else 0, int(batch) if batch else default_batch
@@ -81,8 +82,9 @@ def generate_unconditional(model, method: str, steps: int, batch: int, num: int,
     from genodiff.diffusion.sampling import Sampler
     from genodiff.generate import conditioning as C
 
-    sampler = Sampler({"method": method, "num_steps": steps or 1000, "schedule": model.objective.config.schedule},
-                      model.vocab)
+    method, _, order = method.partition("+")  # "cached+dilated": the dilated reveal order
+    sampler = Sampler({"method": method, "num_steps": steps or 1000, "schedule": model.objective.config.schedule,
+                       "order": order or "random"}, model.vocab)
     g = torch.Generator().manual_seed(seed)
     calls, seqs = 0, []
     wall0, cpu0 = time.time(), time.process_time()

@@ -126,6 +126,11 @@ def within_noise(row: dict, exact: dict) -> bool:
     return all(abs(m - m0) < 2 * math.hypot(s, s0) for (m, s), (m0, s0) in pairs)
 
 
+def reveal_order(row: dict) -> str:
+    """The reveal order of a step sampler's row: ``"cached+dilated"`` -> ``"dilated"``, else ``"random"``."""
+    return row["sampler"].partition("+")[2] or "random"
+
+
 def paired_steps(rows: list[dict], against: str = "next") -> list[dict]:
     """Differences, sequence by sequence, between the sets of the step samplers (ancestral and cached) at one
     batch size: each T minus the next larger T (``against="next"``), or each T minus the largest T
@@ -137,19 +142,25 @@ def paired_steps(rows: list[dict], against: str = "next") -> list[dict]:
     these differences measure how the discretization error shrinks without the sampling noise of two
     independent sets. The limit T -> infinity reveals one position at a time in a uniformly random order, the
     law of the exact sampler: with T = 1,024 at L = 1,024 (one reveal per step on average) the finest set is a
-    near-exact, coupled reference, and ``"finest"`` gives the whole discretization loss of each T. Returns
-    ``{"batch", "from_steps", "to_steps", "<scorer>": (mean, s.e.)}`` rows.
+    near-exact, coupled reference, and ``"finest"`` gives the whole discretization loss of each T.
+
+    Sets of the dilated reveal order (``cached+dilated``) are paired among themselves: they share the per-row
+    offsets and the token uniforms across T, and at T = L their finest set reveals exactly one position per
+    step in the dilated order (the exact law of that order, which for a trained model need not be the law of
+    the uniformly random one). Returns ``{"order", "batch", "from_steps", "to_steps", "<scorer>": (mean, s.e.)}``
+    rows.
     """
     out = []
-    step_rows = [r for r in rows if r["sampler"] in ("ancestral", "cached") and r.get("steps")]
-    for batch in sorted({r["batch"] for r in step_rows}):
-        group = sorted((r for r in step_rows if r["batch"] == batch), key=lambda r: r["steps"])
+    step_rows = [r for r in rows if r["sampler"].partition("+")[0] in ("ancestral", "cached") and r.get("steps")]
+    for order, batch in sorted({(reveal_order(r), r["batch"]) for r in step_rows}):
+        group = sorted((r for r in step_rows if r["batch"] == batch and reveal_order(r) == order),
+                       key=lambda r: r["steps"])
         finest = group[-1]
         for i, a in enumerate(group):
             b = finest if against == "finest" else (group[i + 1] if i + 1 < len(group) else a)
             if a["steps"] == b["steps"]:
                 continue
-            diff = {"batch": batch, "from_steps": a["steps"], "to_steps": b["steps"]}
+            diff = {"order": order, "batch": batch, "from_steps": a["steps"], "to_steps": b["steps"]}
             for key in a["per_sequence"]:
                 diff[key] = mean_se(np.subtract(a["per_sequence"][key], b["per_sequence"][key]))
             out.append(diff)
@@ -264,10 +275,10 @@ def render_table(result: dict) -> str:
 
 
 def render_paired(paired: list[dict]) -> str:
-    lines = ["| batch | T -> T' | Markov bits/base, T minus T' | AR bits/base, T minus T' |",
-             "| --- | --- | --- | --- |"]
+    lines = ["| order | batch | T -> T' | Markov bits/base, T minus T' | AR bits/base, T minus T' |",
+             "| --- | --- | --- | --- | --- |"]
     for d in paired:
-        cells = [str(d["batch"]), f"{d['from_steps']} -> {d['to_steps']}"]
+        cells = [d.get("order", "random"), str(d["batch"]), f"{d['from_steps']} -> {d['to_steps']}"]
         cells += [f"{d[k][0]:+.5f} ± {d[k][1]:.5f}" if k in d else "" for k in ("markov_bits", "ar_bits")]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -48,6 +48,9 @@ from genodiff.tasks import score as score_task
 
 #: the samplers the Generate and Infill tabs offer (those of ``genodiff sample``)
 SAMPLERS = sample_task.SAMPLERS
+#: the reveal orders of the ancestral / cached samplers (``genodiff sample order=``)
+ORDERS = sample_task.ORDERS
+DEFAULT_STEPS, DEFAULT_ORDER = sample_task.DEFAULT_STEPS, sample_task.DEFAULT_ORDER
 #: Hydra's global state is not thread-safe: one composition at a time
 _COMPOSE_LOCK = threading.Lock()
 #: guidance kinds of the Design tab (classifier-free needs a class-conditional model, classifier a classifier export)
@@ -303,19 +306,24 @@ class Runner:
         return " ".join(words)
 
     # ---------------------------------------------------------------------------------------- tabs
-    def _sampling(self, number, sampler, steps, seed) -> dict[str, Any]:
+    def _sampling(self, number, sampler, steps, seed, order=None) -> dict[str, Any]:
         limits = self.settings.limits
         sampler = str(sampler)
         if sampler not in SAMPLERS:
             raise InputError(f"sampler: '{sampler}' is not one of {', '.join(SAMPLERS)}")
-        return {"num_samples": as_int("number", number, 1, limits.max_count), "sampler": sampler,
-                "steps": as_int("steps", steps, 1, limits.max_steps), "seed": as_int("seed", seed, 0, 2**63 - 1)}
+        values = {"num_samples": as_int("number", number, 1, limits.max_count), "sampler": sampler,
+                  "steps": as_int("steps", steps, 1, limits.max_steps), "seed": as_int("seed", seed, 0, 2**63 - 1)}
+        if order is not None:  # None: the CLI's default (configs/sample.yaml)
+            if str(order) not in ORDERS:
+                raise InputError(f"order: '{order}' is not one of {', '.join(ORDERS)}")
+            values["order"] = str(order)
+        return values
 
-    def generate(self, number: int, length: int, sampler: str = "cached", steps: int = 128, seed: int = 0,
-                 gc_target: float | None = None, gc_tolerance: float = 0.02) -> JobResult:
-        """``genodiff sample num_samples=<number> length=<length> sampler= steps= seed= [gc.target=]``: FASTA
-        (``samples.fa``, provenance in each header) and ``samples.json``."""
-        values = self._sampling(number, sampler, steps, seed)
+    def generate(self, number: int, length: int, sampler: str = "cached", steps: int = DEFAULT_STEPS, seed: int = 0,
+                 gc_target: float | None = None, gc_tolerance: float = 0.02, order: str | None = None) -> JobResult:
+        """``genodiff sample num_samples=<number> length=<length> sampler= steps= seed= [order=] [gc.target=]``:
+        FASTA (``samples.fa``, provenance in each header) and ``samples.json``."""
+        values = self._sampling(number, sampler, steps, seed, order)
         values["length"] = as_int("length", length, 1, self.settings.limits.max_length)
         target = as_fraction("GC target", gc_target)
         if target is not None:
@@ -340,11 +348,12 @@ class Runner:
         return out
 
     def design(self, number: int, length: int, label: str, scale: float = 2.0, guidance: str = "classifier-free",
-               sampler: str = "cached", steps: int = 128, seed: int = 0) -> JobResult:
+               sampler: str = "cached", steps: int = DEFAULT_STEPS, seed: int = 0,
+               order: str | None = None) -> JobResult:
         """Guided design: ``genodiff sample condition.label=<label> guidance.scale=<scale>
         [guidance.classifier=<the server's classifier>]`` (docs/generate.md "Guided design"): FASTA whose headers
         record the label, the guidance kind and strength, and ``samples.json``."""
-        values = self._sampling(number, sampler, steps, seed)
+        values = self._sampling(number, sampler, steps, seed, order)
         values["length"] = as_int("length", length, 1, self.settings.limits.max_length)
         guidance = str(guidance)
         classes = self.design_classes()
@@ -372,12 +381,12 @@ class Runner:
     def infill(self, template_text: str | None = None, template_file: str | None = None, *,
                genome_file: str | None = None, genome_name: str | None = None, region: str | None = None,
                bed_file: str | None = None, flank: int = 512, number: int = 1, sampler: str = "cached",
-               steps: int = 128, seed: int = 0) -> JobResult:
+               steps: int = DEFAULT_STEPS, seed: int = 0, order: str | None = None) -> JobResult:
         """Infilling with ``genodiff sample``: either a template (pasted or uploaded; its ``N`` / ``?`` are
         generated) or a genome FASTA (uploaded or from the data folder) with a region ``chrom:start-end``
         (0-based half-open) or a BED file; ``flank`` bp of genome context on each side. Writes ``samples.fa``,
         ``samples.infill.bed`` (generated runs, 0-based half-open), ``samples.infill.json`` and ``samples.json``."""
-        values = self._sampling(number, sampler, steps, seed)
+        values = self._sampling(number, sampler, steps, seed, order)
         limits = self.settings.limits
         request = self._new_request()
 

@@ -26,7 +26,7 @@ from typing import Any
 import pandas as pd
 
 from genodiff.app.datafiles import list_fasta
-from genodiff.app.jobs import SAMPLERS, JobResult, Runner
+from genodiff.app.jobs import DEFAULT_ORDER, DEFAULT_STEPS, ORDERS, SAMPLERS, JobResult, Runner
 from genodiff.errors import InputError, NonFiniteError
 
 LOG = logging.getLogger("genodiff.app")
@@ -83,8 +83,8 @@ class TabContext:
                            allow_custom_value=False)
 
     def sampling_inputs(self, prefix: str, number: int, length: int | None = None):
-        """Number, [length,] sampler, steps and seed inputs (shared by Generate and Infill) -> the components
-        (length: None when not asked for)."""
+        """Number, [length,] sampler, order, steps and seed inputs (shared by Generate, Design and Infill) -> the
+        components (length: None when not asked for)."""
         gr = self.gr
         limits = self.runner.settings.limits
         with gr.Row():
@@ -94,11 +94,13 @@ class TabContext:
                 length = gr.Number(min(length, limits.max_length), label="Length (bp)", precision=0, minimum=1,
                                    maximum=limits.max_length, elem_id=f"{prefix}-length")
             sampler = gr.Dropdown(list(SAMPLERS), value="cached", label="Sampler", elem_id=f"{prefix}-sampler")
-            steps = gr.Number(min(128, limits.max_steps), label="Steps", precision=0, minimum=1,
+            order = gr.Dropdown(list(ORDERS), value=DEFAULT_ORDER, label="Order", elem_id=f"{prefix}-order",
+                                info="which bases a step reveals (cached / ancestral)")
+            steps = gr.Number(min(DEFAULT_STEPS, limits.max_steps), label="Steps", precision=0, minimum=1,
                               maximum=limits.max_steps, elem_id=f"{prefix}-steps",
                               info="reverse steps (first_hitting: one per generated base)")
             seed = gr.Number(0, label="Seed", precision=0, minimum=0, elem_id=f"{prefix}-seed")
-        return count, length, sampler, steps, seed
+        return count, length, sampler, order, steps, seed
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,7 @@ def generate_tab(ctx: TabContext) -> None:
     gr, runner = ctx.gr, ctx.runner
     gr.Markdown("Unconditional generation with `genodiff sample`: FASTA with provenance in every header, "
                 "and a JSON sidecar. The same values and seed give the same bytes as the command line.")
-    number, length, sampler, steps, seed = ctx.sampling_inputs("generate", 4, 512)
+    number, length, sampler, order, steps, seed = ctx.sampling_inputs("generate", 4, 512)
     with gr.Row():
         # a Textbox: an emptied gr.Number comes back as 0, and "no target" must stay distinct from GC = 0
         gc_target = gr.Textbox("", label="GC target (fraction; empty: none)", elem_id="generate-gc",
@@ -150,12 +152,13 @@ def generate_tab(ctx: TabContext) -> None:
     preview = gr.Textbox(label="FASTA", lines=8, max_lines=20, interactive=False, buttons=["copy"],
                          elem_id="generate-fasta")
 
-    def handle(number, length, sampler, steps, seed, gc_target, gc_tolerance,
+    def handle(number, length, sampler, order, steps, seed, gc_target, gc_tolerance,
                progress=ctx.progress):
-        result = ctx.call(lambda: runner.generate(number, length, sampler, steps, seed, gc_target, gc_tolerance))
+        result = ctx.call(lambda: runner.generate(number, length, sampler, steps, seed, gc_target, gc_tolerance,
+                                                  order))
         return _command(result), _paths(result), _fasta_preview(result)
 
-    run.click(handle, [number, length, sampler, steps, seed, gc_target, gc_tolerance], [summary, files, preview],
+    run.click(handle, [number, length, sampler, order, steps, seed, gc_target, gc_tolerance], [summary, files, preview],
               api_name="generate")
 
 
@@ -177,7 +180,7 @@ def infill_tab(ctx: TabContext) -> None:
             bed_file = gr.File(label="or upload a BED file", height=UPLOAD_HEIGHT, elem_id="infill-bed")
             flank = gr.Number(min(512, runner.settings.limits.max_length), label="Flank (bp of context per side)",
                               precision=0, minimum=0, elem_id="infill-flank")
-    number, _, sampler, steps, seed = ctx.sampling_inputs("infill", 1)
+    number, _, sampler, order, steps, seed = ctx.sampling_inputs("infill", 1)
     run = gr.Button("Infill", variant="primary", elem_id="infill-run")
     summary = gr.Markdown(elem_id="infill-summary")
     files = gr.File(label="Results", file_count="multiple", interactive=False, elem_id="infill-files")
@@ -185,14 +188,15 @@ def infill_tab(ctx: TabContext) -> None:
                          elem_id="infill-fasta")
 
     def handle(template_text, template_file, genome_name, genome_file, region, bed_file, flank, number, sampler,
-               steps, seed, progress=ctx.progress):
+               order, steps, seed, progress=ctx.progress):
         result = ctx.call(lambda: runner.infill(template_text, template_file, genome_file=genome_file,
                                                 genome_name=genome_name, region=region, bed_file=bed_file,
-                                                flank=flank, number=number, sampler=sampler, steps=steps, seed=seed))
+                                                flank=flank, number=number, sampler=sampler, steps=steps, seed=seed,
+                                                order=order))
         return _command(result), _paths(result), _fasta_preview(result)
 
     run.click(handle, [template_text, template_file, genome_name, genome_file, region, bed_file, flank, number,
-                       sampler, steps, seed], [summary, files, preview], api_name="infill")
+                       sampler, order, steps, seed], [summary, files, preview], api_name="infill")
 
 
 def score_tab(ctx: TabContext) -> None:
@@ -308,7 +312,7 @@ def design_tab(ctx: TabContext) -> None:
                                info="classifier-free: the class-conditional model; classifier: the server's classifier")
         label = gr.Dropdown(classes[kinds[0]], value=classes[kinds[0]][-1], label="Class", elem_id="design-class")
         scale = gr.Number(2.0, label="Strength w", minimum=0, maximum=20, elem_id="design-scale")
-    number, length, sampler, steps, seed = ctx.sampling_inputs("design", 4, 512)
+    number, length, sampler, order, steps, seed = ctx.sampling_inputs("design", 4, 512)
     run = gr.Button("Design", variant="primary", elem_id="design-run")
     summary = gr.Markdown(elem_id="design-summary")
     files = gr.File(label="Results", file_count="multiple", interactive=False, elem_id="design-files")
@@ -319,12 +323,12 @@ def design_tab(ctx: TabContext) -> None:
         names = classes.get(kind, [])
         return gr.Dropdown(choices=names, value=names[-1] if names else None)
 
-    def handle(number, length, label, scale, guidance, sampler, steps, seed, progress=ctx.progress):
-        result = ctx.call(lambda: runner.design(number, length, label, scale, guidance, sampler, steps, seed))
+    def handle(number, length, label, scale, guidance, sampler, order, steps, seed, progress=ctx.progress):
+        result = ctx.call(lambda: runner.design(number, length, label, scale, guidance, sampler, steps, seed, order))
         return _command(result), _paths(result), _fasta_preview(result)
 
     guidance.change(classes_of, [guidance], [label], api_name=False)
-    run.click(handle, [number, length, label, scale, guidance, sampler, steps, seed], [summary, files, preview],
+    run.click(handle, [number, length, label, scale, guidance, sampler, order, steps, seed], [summary, files, preview],
               api_name="design")
 
 

@@ -66,6 +66,8 @@ __all__ = [
     "sample_categorical",
     "initial_state",
     "ancestral_sample",
+    "dilated_order",
+    "ORDERS",
     "first_hitting_sample",
     "sedd_analytic_sample",
     "ar_sample",
@@ -181,14 +183,68 @@ def _window_sampler(core: Callable[..., SampleOutput]) -> Callable[..., SampleOu
 
 
 # ------------------------------------------------------------------------------------ ancestral
+#: reveal orders of the ancestral / cached sampler
+ORDERS = ("random", "dilated")
+
+
+def _reveal_ratio(schedule: NoiseSchedule, num_steps: int, device=None) -> torch.Tensor:
+    """``r_k = (1 - alpha_{k/T}) / (1 - alpha_1)`` for k = 0..T (float64 [T + 1], increasing, ``r_T = 1``): a
+    masked position is still masked after the steps T..k+1 with probability ``r_k``."""
+    grid = torch.arange(num_steps + 1, dtype=torch.float64, device=device) / num_steps
+    m = schedule.mask_prob(grid)
+    ratio = (m / m[-1]).contiguous()
+    ratio[-1] = 1.0
+    return ratio
+
+
+def _unmask_steps(levels: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
+    """The step k in 1..T at which a position with level ``u`` in [0, 1) unmasks: ``r_{k-1} <= u < r_k``
+    (steps run from T down to 1; the last one, k = 1, takes everything left). LongTensor like ``levels``."""
+    return torch.searchsorted(ratio, levels.contiguous(), right=True).clamp(min=1, max=ratio.numel() - 1)
+
+
+def dilated_order(length: int, device=None) -> torch.Tensor:
+    """The coarse-to-fine order of positions 0..length-1: LongTensor[length], ``order[j]`` = the position
+    revealed j-th.
+
+    Positions are visited in bit-reversal (van der Corput) order over the next power of two, skipping those
+    >= length: 0, L/2, L/4, 3L/4, L/8, ... When length is a power of two, every aligned block of 2^m
+    consecutive ranks is one residue class modulo L / 2^m: positions exactly L / 2^m apart. Other lengths, and
+    runs of ranks that straddle such blocks, are spread less evenly (see :func:`ancestral_sample`)."""
+    bits = max(1, (max(length, 1) - 1).bit_length())
+    j = torch.arange(2 ** bits, device=device)
+    rev = torch.zeros_like(j)
+    for b in range(bits):
+        rev |= ((j >> b) & 1) << (bits - 1 - b)
+    return rev[rev < length]
+
+
+def _dilated_unmask_levels(masked: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    """Levels for ``order="dilated"`` (float64 like ``masked`` [B, L]): the masked position of rank j among a
+    row's n masked positions gets ``1 - (j + 1/2)/n``; ranks follow :func:`dilated_order` shifted cyclically
+    by ``offsets`` [B] (position p ranks where ``(p + offset) mod L`` does). Known positions get 0 (unused)."""
+    B, L = masked.shape
+    rank = torch.empty(L, dtype=torch.long, device=masked.device)
+    rank[dilated_order(L, masked.device)] = torch.arange(L, device=masked.device)
+    shifted = (torch.arange(L, device=masked.device)[None, :] + offsets[:, None]) % max(L, 1)
+    key = torch.where(masked, rank[shifted], torch.full_like(shifted, L))  # known positions sort last
+    by_rank = torch.argsort(key, dim=-1)
+    rank_among_masked = torch.empty_like(by_rank).scatter_(-1, by_rank, torch.arange(L, device=masked.device)
+                                                           .expand(B, L).contiguous())
+    n = masked.sum(-1, keepdim=True).clamp(min=1).to(torch.float64)
+    levels = 1.0 - (rank_among_masked.to(torch.float64) + 0.5) / n
+    return torch.where(masked, levels, torch.zeros((), dtype=torch.float64, device=masked.device))
+
+
 @_window_sampler
 def ancestral_sample(denoiser: Denoiser, vocab: DiffusionVocab, z: torch.Tensor, generator: torch.Generator, *,
                      schedule: NoiseSchedule | None = None, num_steps: int = 1000, cache: bool = False,
-                     time_conditioning: bool = False, temperature: float = 1.0, top_p: float = 1.0) -> SampleOutput:
+                     time_conditioning: bool = False, temperature: float = 1.0, top_p: float = 1.0,
+                     order: str = "random") -> SampleOutput:
     """MDLM ancestral sampling with the SUBS reverse process (see module docstring).
 
-    Randomness: two float64 uniforms per position are drawn up front. ``u_unmask`` fixes the step
-    at which a masked position unmasks: surviving masked from t=1 to s has probability
+    Randomness (``order="random"``): two float64 uniforms per position are drawn up front. ``u_unmask`` fixes
+    the step at which a masked position unmasks: surviving masked from t=1 to s has probability
     ``(1 - alpha_s)/(1 - alpha_1)`` (the per-step probabilities ``(1-alpha_s)/(1-alpha_t)``
     telescope), so "unmask in step t -> s iff ``r_s <= u < r_t``" with ``r = (1-alpha)/(1-alpha_1)``
     has exactly the law of the per-step Bernoulli draws; the last step reveals everything left.
@@ -197,23 +253,42 @@ def ancestral_sample(denoiser: Denoiser, vocab: DiffusionVocab, z: torch.Tensor,
     any token is masked; the cached one only at steps where some token unmasks (the state has
     changed since the previous call), and skips the other steps without any work.
 
+    ``order="dilated"`` replaces the random reveal times by a planned order (:func:`dilated_order`): each row's
+    masked positions are ranked coarse to fine (bit-reversal order of the positions, cyclically shifted by a
+    random offset per row), and the position of rank j among n unmasks at the step that holds the level
+    ``1 - (j + 1/2)/n``; each step reveals the schedule's expected share of the positions (the same counts as
+    the random order on average), and the positions one step reveals together are spread over the window
+    instead of falling next to each other by chance. With L a power of two, n = L and T a power of two
+    (log-linear schedule) they are exactly T apart; otherwise the closest pair of a step is about T/3 to T/2
+    apart (200 rows: L = 1,000 and T = 32: >= 16; L = 251 and T = 16: >= 6), where the random order puts 40%
+    of a step's positions within 4 bases of another one at T = 16. Randomness: one offset per row (int64)
+    and one float64 token uniform per position, drawn up front; the trajectory does not depend on ``cache``
+    either. Revealing
+    positions together draws them independently given ``z_t``; its error is the dependence between them
+    (their total correlation given ``z_t``), which for DNA decays within tens of bases. This is dilated
+    unmasking (Luxembourg et al. 2025, "Plan for Speed: Dilated Scheduling for Masked Diffusion Language
+    Models"). Its limit T -> infinity reveals one position at a time in that order, not in a uniformly random
+    one: for an exact model every order gives the same law; for a trained one the law may differ
+    (perf/README.md "Sampler steps at equal quality" measures it).
+
     Called as ``ancestral_sample(denoiser, vocab, batch_size, length, *, x_init=..., known_tokens=...,
     known_mask=..., generator=..., device=..., schedule=..., num_steps=..., cache=..., ...)`` (the shared
     front end: :func:`_window_sampler`). Time conditioning passes ``t = k/T`` (float32 [B]).
     """
     if cache and time_conditioning:
         raise ValueError("the cached sampler needs time conditioning off (denoiser output must depend on z only)")
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
     schedule = schedule if schedule is not None else make_schedule("loglinear")
     B, L = z.shape
     dev = z.device
-    u_unmask = torch.rand((B, L), generator=generator, dtype=torch.float64, device=dev)
-    u_token = torch.rand((B, L), generator=generator, dtype=torch.float64, device=dev)
-    grid = torch.arange(num_steps + 1, dtype=torch.float64, device=dev) / num_steps
-    m = schedule.mask_prob(grid)
-    ratio = (m / m[-1]).contiguous()  # r_k = (1 - alpha_{k/T}) / (1 - alpha_1), increasing in k
-    ratio[-1] = 1.0
-    step = torch.searchsorted(ratio, u_unmask.contiguous(), right=True).clamp(min=1, max=num_steps)  # unmask step k
     masked0 = z == vocab.mask_id
+    if order == "random":
+        u_unmask = torch.rand((B, L), generator=generator, dtype=torch.float64, device=dev)
+    else:
+        u_unmask = _dilated_unmask_levels(masked0, torch.randint(0, max(L, 1), (B,), generator=generator, device=dev))
+    u_token = torch.rand((B, L), generator=generator, dtype=torch.float64, device=dev)
+    step = _unmask_steps(u_unmask, _reveal_ratio(schedule, num_steps, dev))
     step = torch.where(masked0, step, torch.zeros_like(step))  # 0 = never (known / already unmasked)
     if cache:
         ks = torch.unique(step[masked0]).tolist()[::-1]  # event steps, from T down to 1
@@ -365,6 +440,8 @@ class SamplerConfig:
     method: ``"cached"`` (default), ``"ancestral"``, ``"first_hitting"``, ``"sedd"`` or ``"ar"``.
     num_steps: T for ancestral / cached / sedd. schedule: schedule spec (should match training).
     time_conditioning: pass t to the denoiser (not allowed with ``cached``).
+    order: ``"random"`` (default) or ``"dilated"``, the reveal order of ancestral / cached
+    (:func:`ancestral_sample`).
     temperature, top_p: see :func:`token_probs` (not used by ``sedd``).
     bos_id: AR start token (default ``[MASK]``). seed: default seed when no generator is passed.
     Sequences longer than the model's context are generated window by window by
@@ -380,6 +457,7 @@ class SamplerConfig:
     bos_id: int | None = None
     sedd_scale_by_num_allowed: bool = True
     seed: int | None = None
+    order: str = "random"
 
 
 _METHODS = ("ancestral", "cached", "first_hitting", "sedd", "ar")
@@ -392,6 +470,8 @@ class Sampler:
         self.config = config_from(SamplerConfig, config, kwargs)
         if self.config.method not in _METHODS:
             raise ValueError(f"unknown sampler {self.config.method!r}; choose from {_METHODS}")
+        if self.config.order not in ORDERS:
+            raise ValueError(f"unknown order {self.config.order!r}; choose from {ORDERS}")
         self.vocab = vocab if vocab is not None else DiffusionVocab.dna()
         self.schedule = make_schedule(self.config.schedule)
 
@@ -411,7 +491,7 @@ class Sampler:
         if c.method in ("ancestral", "cached"):
             return lambda **kw: ancestral_sample(denoiser, v, schedule=self.schedule, num_steps=c.num_steps,
                                                  cache=c.method == "cached", temperature=c.temperature,
-                                                 top_p=c.top_p, **common, **kw)
+                                                 top_p=c.top_p, order=c.order, **common, **kw)
         if c.method == "first_hitting":
             return lambda **kw: first_hitting_sample(denoiser, v, schedule=self.schedule, temperature=c.temperature,
                                                      top_p=c.top_p, **common, **kw)
@@ -426,7 +506,8 @@ class Sampler:
 
         Exact for first_hitting and ar; for ancestral ``T - E[first unmask step] + 1`` and for cached the
         expected number of distinct unmask steps, from the schedule (each masked position's unmask step k has
-        probability ``r_k - r_{k-1}``, ``r`` as in :func:`ancestral_sample`, independently); sedd: at most T.
+        probability ``r_k - r_{k-1}``, ``r`` as in :func:`ancestral_sample`, independently; with
+        ``order="dilated"`` the steps are fixed by ``num_masked``, and the count is exact); sedd: at most T.
         For progress bars and time estimates, never for control flow."""
         c = self.config
         if num_masked <= 0:
@@ -437,10 +518,11 @@ class Sampler:
             return float(length or num_masked)
         if c.method == "sedd":
             return float(c.num_steps)
-        grid = torch.arange(c.num_steps + 1, dtype=torch.float64) / c.num_steps
-        m = self.schedule.mask_prob(grid)
-        ratio = m / m[-1]
-        ratio[-1] = 1.0
+        ratio = _reveal_ratio(self.schedule, c.num_steps)
+        if c.order == "dilated":
+            levels = 1.0 - (torch.arange(num_masked, dtype=torch.float64) + 0.5) / num_masked
+            steps = _unmask_steps(levels, ratio)
+            return float(steps.unique().numel() if c.method == "cached" else c.num_steps - int(steps.min()) + 1)
         ratio[0] = 0.0  # steps are clamped to >= 1
         draws = num_masked * batch_size
         if c.method == "cached":

@@ -5,7 +5,9 @@ Both kinds read the shared sampling keys ``checkpoint`` (run or export folder), 
 (semi-autoregressive windows past the model's context, :func:`genodiff.generate.conditioning.fill`),
 ``num_threads``, ``device``, ``output_dir`` and ``output_name``.
 
-DNA (``kind=dna``): prefix / suffix / infilling conditioning (:mod:`genodiff.generate.conditioning`), and
+DNA (``kind=dna``): ``order`` (``dilated`` or ``random``: the reveal order of the ancestral / cached sampler,
+:func:`~genodiff.diffusion.sampling.ancestral_sample`; first-hitting always reveals in a random order), prefix /
+suffix / infilling conditioning (:mod:`genodiff.generate.conditioning`), and
 guided design (:mod:`genodiff.generate.design`): ``condition.label`` (a class of a class-conditional model),
 ``guidance.scale`` (w >= 0; classifier-free guidance, or classifier guidance with ``guidance.classifier``, a
 noise-aware classifier export; ``guidance.mode``: exact | first_order | auto). The label, w and the
@@ -13,7 +15,7 @@ classifier's digest go into every FASTA header (``label= guidance= scale= classi
 Outputs in the run folder (``output_dir`` or Hydra's run dir):
 
 * ``<output_name>.fa`` -- FASTA, IDs without spaces (``sample_0``, ``<region or template>_0``), provenance
-  after the first space (``model= checkpoint=sha256:... sampler= steps= seed= temperature= top_p= ...``),
+  after the first space (``model= checkpoint=sha256:... sampler= steps= order= seed= temperature= top_p= ...``),
   60 bases per line (``line_width``), indexable by pyfaidx / ``samtools faidx``;
 * ``<output_name>.json`` -- the full resolved config, model provenance, per-record statistics (length,
   GC, generated bases, denoiser calls), timing and the GC-target acceptance rate;
@@ -49,20 +51,21 @@ from __future__ import annotations
 import json
 import sys
 import time
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from genodiff.config import to_plain
+from genodiff.config import CONFIG_PACKAGE, to_plain
 from genodiff.data.files import atomic_write_text
 from genodiff.data.genome.intervals import read_bed
 from genodiff.data.genome.reference import Genome
 from genodiff.data.progress import progress_bar
 from genodiff.diffusion.objectives import ARObjective
 from genodiff.diffusion.plaid import PlaidObjective
-from genodiff.diffusion.sampling import Sampler
+from genodiff.diffusion.sampling import ORDERS, Sampler
 from genodiff.errors import InputError, NonFiniteError
 from genodiff.generate import conditioning as C
 from genodiff.generate.design import GuidanceConfig, guided_denoiser
@@ -80,6 +83,9 @@ from genodiff.ops import configure_from
 from genodiff.tasks.run_folder import output_dir
 
 SAMPLERS = ("ancestral", "cached", "first_hitting")
+_YAML_DEFAULTS = OmegaConf.create((resources.files(CONFIG_PACKAGE) / "sample.yaml").read_text())
+#: configs/sample.yaml's reverse steps and reveal order (the app offers the CLI's defaults)
+DEFAULT_STEPS, DEFAULT_ORDER = int(_YAML_DEFAULTS.steps), str(_YAML_DEFAULTS.order)
 
 
 def _seq_arg(value, what: str) -> list[tuple[str, str]]:
@@ -152,6 +158,8 @@ def _build_templates(cfg: DictConfig) -> tuple[list, str]:
 def _validate(cfg: DictConfig) -> None:
     if str(cfg.sampler) not in SAMPLERS:
         raise InputError(f"sampler: '{cfg.sampler}' is not one of {', '.join(SAMPLERS)}")
+    if str(cfg.get("order", DEFAULT_ORDER)) not in ORDERS:
+        raise InputError(f"order: '{cfg.get('order')}' is not one of {', '.join(ORDERS)}")
     for key, lo in (("num_samples", 1), ("batch_size", 1), ("steps", 1), ("length", 1), ("line_width", 1)):
         if cfg.get(key) is None or int(cfg.get(key)) < lo:
             raise InputError(f"{key}: must be an integer >= {lo}, got {cfg.get(key)}")
@@ -206,10 +214,11 @@ def _run_dna(cfg: DictConfig) -> dict[str, Any]:
     method = "plaid" if plaid else str(cfg.sampler)
     if method == "cached" and model.time_conditioning:
         raise InputError("sampler=cached needs a model without time conditioning; use sampler=ancestral")
+    order = str(cfg.get("order", DEFAULT_ORDER)) if method in ("ancestral", "cached") else None
     sampler = None if plaid else Sampler(
         {"method": method, "num_steps": int(cfg.steps), "schedule": model.objective.config.schedule,
          "time_conditioning": model.time_conditioning, "temperature": float(cfg.temperature),
-         "top_p": float(cfg.top_p)}, model.vocab)
+         "top_p": float(cfg.top_p), "order": order or "random"}, model.vocab)
 
     guided = guided_denoiser(model, guidance_cfg)  # label / guidance checked against the model's classes
     block_length, stride = cfg.get("block_length"), cfg.get("stride")
@@ -251,12 +260,14 @@ def _run_dna(cfg: DictConfig) -> dict[str, Any]:
     show = bool(cfg.get("progress", True))
     if show:  # the bar's time left is this estimate of calls times the measured time per call
         print(f"genodiff sample: {n_per * len(templates)} sequence(s), {method}"
-              f"{'' if method == 'first_hitting' else f' T={int(cfg.steps)}'}: about {expected_calls:,.0f} "
+              f"{'' if method == 'first_hitting' else f' T={int(cfg.steps)}'}{f' ({order} order)' if order else ''}"
+              f": about {expected_calls:,.0f} "
               f"denoiser calls in {len(planned) * len(templates)} batch(es)"
               f"{'' if gc_target is None else ' before GC rejection'}", file=sys.stderr)
     progress = progress_bar(max(1, round(expected_calls)), "sample", show, unit="call")
     provenance = {"model": model.name, "checkpoint": model.digest, "sampler": method,
-                  "steps": int(cfg.steps) if method != "first_hitting" else "exact", "seed": int(cfg.seed),
+                  "steps": int(cfg.steps) if method != "first_hitting" else "exact",
+                  **({"order": order} if order else {}), "seed": int(cfg.seed),
                   "temperature": float(cfg.temperature), "top_p": float(cfg.top_p), **guided.provenance}
     records, meta, infill_rows = [], [], []
     total_calls = 0

@@ -145,6 +145,7 @@ def test_limits_refuse_requests_before_any_work(export, data_dir, tmp_path):
         (lambda: runner.generate(1, 40, "cached", 9), r"^steps: "),
         (lambda: runner.generate(1, 40, "cached", 4, 2.5), r"^seed: "),
         (lambda: runner.generate(1, 40, "magic", 4), r"^sampler: 'magic' is not one of"),
+        (lambda: runner.generate(1, 40, "cached", 4, order="spiral"), r"^order: 'spiral' is not one of"),
         (lambda: runner.generate(1, 40, "cached", 4, 0, 1.5), r"^GC target: "),
         (lambda: runner.infill(">a\nACNNA\n>b\nACNNA\n>c\nANNNA\n", number=2, steps=4),
          r"^number: 3 template records x 2 = 6 sequences"),

@@ -41,7 +41,7 @@ def test_genodiff_serve_serves_the_app_until_interrupted(export, tmp_path):
             time.sleep(0.5)
         assert httpx.get(f"{url}config", timeout=30).json()["title"] == "genodiff"
         client = gradio_client.Client(url, verbose=False)
-        _, _, preview = client.predict(1, 24, "cached", 4, 3, "", 0.02, api_name="/generate")
+        _, _, preview = client.predict(1, 24, "cached", "dilated", 4, 3, "", 0.02, api_name="/generate")
         (_, seq), = read_fasta_text(preview).values()
         assert len(seq) == 24
         assert list(tmp_path.glob("genodiff-serve-*/req-*"))  # the request folder, in the server's private root

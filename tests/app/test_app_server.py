@@ -25,8 +25,8 @@ def client(server):
 
 
 def _generate(client, seed: int, number: int = 2, length: int = 32):
-    # number, length, sampler, steps, seed, gc_target, gc_tolerance
-    return client.submit(number, length, "cached", 4, seed, "", 0.02, api_name="/generate")
+    # number, length, sampler, order, steps, seed, gc_target, gc_tolerance
+    return client.submit(number, length, "cached", "dilated", 4, seed, "", 0.02, api_name="/generate")
 
 
 def _fasta_of(files) -> Path:
@@ -45,8 +45,9 @@ def test_api_generation_gives_the_cli_bytes(client, export, tmp_path, monkeypatc
 
 def test_api_infill_keeps_known_bases(client):
     template = "GATTACAGATTACANNNNNNNNNNNNCATCAT"
-    # template_text, template_file, genome_name, genome_file, region, bed_file, flank, number, sampler, steps, seed
-    _, files, preview = client.predict(template, None, None, None, "", None, 0, 3, "cached", 4, 5,
+    # template_text, template_file, genome_name, genome_file, region, bed_file, flank, number, sampler, order, steps,
+    # seed
+    _, files, preview = client.predict(template, None, None, None, "", None, 0, 3, "cached", "dilated", 4, 5,
                                        api_name="/infill")
     records = read_fasta_text(preview)
     assert len(records) == 3 and preview == _fasta_of(files).read_text()
@@ -123,8 +124,8 @@ def test_generation_reports_calls_and_time_left_while_it_runs(client):
     base and batch, known exactly), its description the time left once the first call is timed."""
     import time
 
-    # number, length, sampler, steps, seed, gc_target, gc_tolerance: 2 x 400 bp, one batch, 400 calls
-    job = client.submit(2, 400, "first_hitting", 4, 3, "", 0.02, api_name="/generate")
+    # number, length, sampler, order, steps, seed, gc_target, gc_tolerance: 2 x 400 bp, one batch, 400 calls
+    job = client.submit(2, 400, "first_hitting", "dilated", 4, 3, "", 0.02, api_name="/generate")
     seen = []
     while not job.done():
         progress = job.status().progress_data
@@ -152,15 +153,15 @@ def test_design_tab_runs_through_the_api_when_the_model_is_conditional(tmp_path)
     try:
         url = launch(demo, settings, block=False, quiet=True)
         design = gradio_client.Client(url, verbose=False, download_files=True)
-        # number, length, class, strength, guidance, sampler, steps, seed
-        summary, files, preview = design.predict(2, 30, "promoter", 2.0, "classifier", "cached", 4, 1,
+        # number, length, class, strength, guidance, sampler, order, steps, seed
+        summary, files, preview = design.predict(2, 30, "promoter", 2.0, "classifier", "cached", "dilated", 4, 1,
                                                  api_name="/design")
         records = read_fasta_text(preview)
         assert len(records) == 2 and all("label=promoter" in head and "guidance=classifier" in head
                                          for head, _ in records.values())
         assert "guidance.classifier=" in summary
         with pytest.raises(AppError, match="enhancer"):  # the page's class list refuses it (the runner too)
-            design.predict(1, 30, "enhancer", 2.0, "classifier-free", "cached", 4, 1, api_name="/design")
+            design.predict(1, 30, "enhancer", 2.0, "classifier-free", "cached", "dilated", 4, 1, api_name="/design")
     finally:
         demo.close()
         runner.close()

@@ -6,6 +6,7 @@ import torch
 from genodiff.diffusion.sampling import (
     ancestral_sample,
     ar_sample,
+    dilated_order,
     first_hitting_sample,
     make_sampler,
     sample_categorical,
@@ -246,3 +247,79 @@ def test_expected_calls_exact_samplers():
     # cached with many masked tokens per step calls at every step; with one token, once
     assert make_sampler("cached", num_steps=50).expected_calls(10_000, 4) == pytest.approx(50.0)
     assert make_sampler("cached", num_steps=50).expected_calls(1, 1) == pytest.approx(1.0)
+
+
+# ------------------------------------------------------------------------------- dilated reveal order
+@pytest.mark.parametrize("length", [1, 2, 3, 7, 16, 100, 1024])
+def test_dilated_order_is_a_coarse_to_fine_permutation(length):
+    order = dilated_order(length)
+    assert sorted(order.tolist()) == list(range(length))
+    if length & (length - 1) == 0:  # a power of two: every aligned block of 2^m ranks is one residue class
+        for m in range(length.bit_length()):
+            size = 2 ** m
+            for block in order.view(-1, size):
+                assert len({int(p) % (length // size) for p in block}) == 1
+
+
+@pytest.mark.parametrize("order,length,T,min_gap", [("dilated", 1024, 32, 32), ("random", 1024, 32, 1),
+                                                   ("dilated", 1000, 32, 16), ("dilated", 251, 16, 6),
+                                                   ("random", 1000, 32, 1)])
+def test_dilated_steps_reveal_spread_out_positions(order, length, T, min_gap):
+    """L = 1,024, T = 32: every step of the dilated order reveals exactly 32 positions per row, pairwise at
+    least 32 apart (cyclically); other lengths at least about T/3 apart; the random order (the negative
+    control) reveals neighbours together."""
+    vocab = make_sampler("first_hitting").vocab
+    seen = []
+    den = lambda z, t=None: (seen.append(z.clone()), torch.zeros(z.shape + (vocab.size,)))[1]
+    out = make_sampler({"method": "cached", "num_steps": T, "order": order}).sample(den, 8, length, generator=gen(7))
+    assert out.num_denoiser_calls == T == len(seen)
+    states = seen + [out.tokens]
+    gaps, counts = [], []
+    for before, after in zip(states, states[1:]):
+        revealed = (before == vocab.mask_id) & (after != vocab.mask_id)
+        for row in revealed:
+            pos = torch.nonzero(row).flatten()
+            counts.append(pos.numel())
+            d = torch.diff(torch.cat([pos, pos[:1] + length]))
+            gaps.append(int(d.min()))
+    assert (min(gaps) >= min_gap) if order == "dilated" else (min(gaps) == 1)
+    if length == 1024 and order == "dilated":
+        assert set(counts) == {32}
+
+
+@pytest.mark.parametrize("known", [None, "ends"])
+def test_dilated_one_reveal_per_step_reproduces_p(known):
+    """With one position revealed per step, any order samples the exact denoiser's joint: the dilated order
+    reproduces p(x) (and the conditional given known ends); one step (all at once) is rejected."""
+    world = TinyWorld.random(3, 4, seed=23)
+    sampler = make_sampler({"method": "cached", "num_steps": 64, "order": "dilated"}, world.vocab)
+    kw, target = {}, world.probs
+    if known:
+        known_tokens, known_mask = torch.tensor([2, 0, 0, 1]), torch.tensor([True, False, False, True])
+        kw = dict(known_tokens=known_tokens, known_mask=known_mask)
+        target = world.conditional(known_tokens, known_mask)
+    out = sampler.sample(world.denoiser, N // 2, world.L, generator=gen(8), **kw)
+    assert pval(world, out.tokens, target) > ALPHA
+    assert out.num_denoiser_calls == (2 if known else 4)
+    one_step = make_sampler({"method": "cached", "num_steps": 1, "order": "dilated"}, world.vocab)
+    bad = one_step.sample(world.denoiser, N // 2, world.L, generator=gen(9), **kw)
+    assert pval(world, bad.tokens, target) < 1e-6
+
+
+@pytest.mark.parametrize("method", ["cached", "ancestral"])
+@pytest.mark.parametrize("T,length,known", [(32, 1024, 0), (128, 1000, 0), (64, 40, 10), (16, 300, 299)])
+def test_dilated_expected_calls_are_exact(method, T, length, known):
+    vocab = make_sampler("first_hitting").vocab
+    sampler = make_sampler({"method": method, "num_steps": T, "order": "dilated"})
+    den = lambda z, t=None: torch.zeros(z.shape + (vocab.size,))
+    known_mask = torch.arange(length) < known  # a known prefix
+    out = sampler.sample(den, 2, length, known_tokens=torch.zeros(length, dtype=torch.long), known_mask=known_mask,
+                         generator=gen(10))
+    assert out.num_denoiser_calls == sampler.expected_calls(length - known, 2)
+
+
+def test_unknown_order_is_rejected(world):
+    with pytest.raises(ValueError, match="order"):
+        make_sampler({"method": "cached", "order": "spiral"})
+    with pytest.raises(ValueError, match="order"):
+        ancestral_sample(world.denoiser, world.vocab, 1, 3, order="spiral")

@@ -124,6 +124,24 @@ def test_bad_inputs_are_one_line_errors(tmp_path, tiny_run):
                                                                      "conditioning.region": "chr1:5-2"}))
     with pytest.raises(InputError, match="top_p"):
         sample.run(make_cfg(tmp_path, checkpoint=str(tiny_run), top_p=0))
+    with pytest.raises(InputError, match=r"^order: 'spiral' is not one of random, dilated$"):
+        sample.run(make_cfg(tmp_path, checkpoint=str(tiny_run), order="spiral"))
+    assert not (tmp_path / "out").exists()  # nothing half-written
+
+
+def test_reveal_order_is_a_key_and_in_the_provenance(tmp_path, tiny_run):
+    """``order`` (default dilated, configs/sample.yaml) reaches the sampler and every FASTA header; first-hitting
+    has no order; the same seed gives other sequences under the other order."""
+    seqs = {}
+    for order in ("dilated", "random"):
+        sample.run(make_cfg(tmp_path, checkpoint=str(tiny_run), sampler="cached", order=order, output_name=order))
+        recs = list(SeqIO.parse(str(tmp_path / "out" / f"{order}.fa"), "fasta"))
+        assert all(f"order={order}" in r.description for r in recs)
+        seqs[order] = [str(r.seq) for r in recs]
+    assert seqs["dilated"] != seqs["random"]
+    assert job_config("sample").order == "dilated"
+    sample.run(make_cfg(tmp_path, checkpoint=str(tiny_run), sampler="first_hitting", output_name="fh"))
+    assert "order=" not in next(SeqIO.parse(str(tmp_path / "out" / "fh.fa"), "fasta")).description
 
 
 def test_text_kind_is_delegated(tmp_path, monkeypatch):
