@@ -71,6 +71,27 @@ def parse_config(spec: str, default_batch: int) -> tuple[str, int, int]:
     return method, int(steps) if steps else 0, int(batch) if batch else default_batch
 
 
+def bench_sampler(model, method: str, steps: int):
+    """The :class:`Sampler` of a configuration's ``method[+order]`` (``"cached+dilated"``: the dilated reveal
+    order) and ``steps`` (0: the sampler's default), with the model's noise schedule."""
+    from genodiff.diffusion.sampling import Sampler
+
+    method, _, order = method.partition("+")
+    return Sampler({"method": method, "num_steps": steps or 1000, "schedule": model.objective.config.schedule,
+                    "order": order or "random"}, model.vocab)
+
+
+def fill_masks(model, sampler, x: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, int]:
+    """Every ``[MASK]`` of ``x`` (LongTensor[B, L]) filled through ``genodiff sample``'s code path (one window):
+    (tokens, denoiser calls)."""
+    from genodiff.generate import conditioning as C
+
+    tokens, calls, _ = C.fill(lambda x_init, generator: sampler.sample(model.denoiser, x_init=x_init,
+                                                                       generator=generator),
+                              x, model.vocab.mask_id, None, None, generator)
+    return tokens, calls
+
+
 def generate_unconditional(model, method: str, steps: int, batch: int, num: int, length: int, seed: int,
                            progress=None) -> tuple[list[str], int, float, float]:
     """``num`` unconditional sequences of ``length`` bp through ``genodiff sample``'s code path.
@@ -79,19 +100,15 @@ def generate_unconditional(model, method: str, steps: int, batch: int, num: int,
     batch. Returns (sequences, denoiser calls, wall seconds, process CPU seconds).
     """
     from genodiff.data.genome import vocab as V
-    from genodiff.diffusion.sampling import Sampler
     from genodiff.generate import conditioning as C
 
-    method, _, order = method.partition("+")  # "cached+dilated": the dilated reveal order
-    sampler = Sampler({"method": method, "num_steps": steps or 1000, "schedule": model.objective.config.schedule,
-                       "order": order or "random"}, model.vocab)
+    sampler = bench_sampler(model, method, steps)
     g = torch.Generator().manual_seed(seed)
     calls, seqs = 0, []
     wall0, cpu0 = time.time(), time.process_time()
     for start in range(0, num, batch):
         x = torch.full((min(batch, num - start), length), V.MASK_ID, dtype=torch.long)
-        tokens, c, _ = C.fill(lambda x_init, generator: sampler.sample(model.denoiser, x_init=x_init, generator=generator),
-                              x, V.MASK_ID, None, None, g)
+        tokens, c = fill_masks(model, sampler, x, g)
         calls += c
         seqs += [C.decode(row) for row in tokens]
         if progress:

@@ -28,28 +28,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bench_generate import parse_config
+from bench_generate import bench_sampler, fill_masks, parse_config
 from bench_sampler_quality import Scorers, default_fasta, load_splits, mean_se
 
 
 def fill_gaps(model, spec: str, windows: np.ndarray, gap: tuple[int, int], seed: int) -> tuple[np.ndarray, int, float]:
     """The windows with ``gap`` filled by configuration ``spec``; returns (tokens, denoiser calls, wall seconds)."""
-    from genodiff.diffusion.sampling import Sampler
-    from genodiff.generate import conditioning as C
-
     method, steps, batch = parse_config(spec, 10)
-    method, _, order = method.partition("+")
-    sampler = Sampler({"method": method, "num_steps": steps or 1000, "schedule": model.objective.config.schedule,
-                       "order": order or "random"}, model.vocab)
+    sampler = bench_sampler(model, method, steps)
     g = torch.Generator().manual_seed(seed)
     out, calls = [], 0
     start = time.time()
     for i in range(0, len(windows), batch):
         x = torch.as_tensor(windows[i:i + batch].astype(np.int64))
         x[:, gap[0]:gap[1]] = model.vocab.mask_id
-        tokens, c, _ = C.fill(lambda x_init, generator: sampler.sample(model.denoiser, x_init=x_init,
-                                                                       generator=generator),
-                              x, model.vocab.mask_id, None, None, g)
+        tokens, c = fill_masks(model, sampler, x, g)
         calls += c
         out.append(tokens.numpy())
     return np.concatenate(out), calls, time.time() - start

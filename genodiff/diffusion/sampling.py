@@ -263,11 +263,10 @@ def ancestral_sample(denoiser: Denoiser, vocab: DiffusionVocab, z: torch.Tensor,
     apart (200 rows: L = 1,000 and T = 32: >= 16; L = 251 and T = 16: >= 6), where the random order puts 40%
     of a step's positions within 4 bases of another one at T = 16. Randomness: one offset per row (int64)
     and one float64 token uniform per position, drawn up front; the trajectory does not depend on ``cache``
-    either. Revealing
-    positions together draws them independently given ``z_t``; its error is the dependence between them
-    (their total correlation given ``z_t``), which for DNA decays within tens of bases. This is dilated
-    unmasking (Luxembourg et al. 2025, "Plan for Speed: Dilated Scheduling for Masked Diffusion Language
-    Models"). Its limit T -> infinity reveals one position at a time in that order, not in a uniformly random
+    either. Revealing positions together draws them independently given ``z_t``; its error is the dependence
+    between them (their total correlation given ``z_t``), which for DNA decays within tens of bases. This is
+    dilated unmasking (Luxembourg et al. 2025, "Plan for Speed: Dilated Scheduling for Masked Diffusion
+    Language Models"). Its limit T -> infinity reveals one position at a time in that order, not in a uniformly random
     one: for an exact model every order gives the same law; for a trained one the law may differ
     (perf/README.md "Sampler steps at equal quality" measures it).
 
