@@ -1,17 +1,21 @@
 """Time one training step (forward, backward, AdamW step) of the paper's Caduceus on CPU.
 
     python perf/bench_train_step.py [--batch 8] [--length 1024] [--threads 2] [--steps 3] [--rcps]
-                                    [--mambapy] [--mambapy-steps 1] [--conv ops|shift|both]
+                                    [--general] [--mambapy] [--mambapy-steps 1] [--conv ops|shift|both]
 
 Prints one JSON object. Model: Caduceus d_model 118, 4 layers (~470k parameters; Ph, or PS with --rcps),
-MLM-style cross-entropy over all positions. The scan is genodiff.ops.selective_scan (backend "auto": the
-fast CPU kernel). With --mambapy the same model is also timed with the selective scan replaced by mambapy's
-parallel scan (``mambapy.pscan``, the scan of a mambapy-based port), side by side in the same process.
+MLM-style cross-entropy over all positions, as genodiff trains it on a CPU: each Mamba mixer runs the fused
+time-major kernels with their backward (``genodiff.ops.mixer_train``). With --general the same model is also
+timed on the general path (``genodiff.ops.selective_scan`` with the channel-major numba scan, the numba conv,
+torch for the rest), side by side in the same process. With --mambapy it is also timed on the general path
+with the scan replaced by mambapy's parallel scan (``mambapy.pscan``, the scan of a mambapy-based port);
+``--conv shift`` times the general path with a shift-and-add conv.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -61,6 +65,23 @@ def shift_conv1d(x, weight, bias=None, activation=None):
     return F.silu(out) if activation in ("silu", "swish") else out
 
 
+@contextlib.contextmanager
+def general_path(scan=None, conv=None):
+    """Within the block, Mamba mixers take the general path (no fused mixer kernels), optionally with another
+    scan (selective_scan's signature) or conv (causal_conv1d's)."""
+    saved = {name: getattr(mamba_mod, name) for name in ("mixer_train_applies", "selective_scan", "causal_conv1d")}
+    mamba_mod.mixer_train_applies = lambda *args: False
+    if scan is not None:
+        mamba_mod.selective_scan = scan
+    if conv is not None:
+        mamba_mod.causal_conv1d = conv
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(mamba_mod, name, value)
+
+
 def time_steps(model, ids, steps, warmup):
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     fwd, bwd, optim, total, cpu = [], [], [], [], []
@@ -96,6 +117,8 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--rcps", action="store_true", help="Caduceus-PS instead of Ph")
+    ap.add_argument("--general", action="store_true",
+                    help="also time the general path (channel-major scan and conv, no fused mixer)")
     ap.add_argument("--mambapy", action="store_true", help="also time the model with mambapy's pscan")
     ap.add_argument("--mambapy-steps", type=int, default=1)
     ap.add_argument("--conv", choices=["ops", "shift", "both"], default="ops",
@@ -115,16 +138,14 @@ def main(argv=None):
         "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
         "loadavg_1min_before": round(os.getloadavg()[0], 2), "cpu_count": os.cpu_count(),
     }
-    mamba_mod._scan_fn = None  # default: genodiff.ops.selective_scan (auto backend)
-    ops_conv = mamba_mod.causal_conv1d
     if args.conv in ("ops", "both"):
         result["genodiff"] = time_steps(model, ids, args.steps, args.warmup)
+    if args.general:
+        with general_path():
+            result["genodiff_general"] = time_steps(model, ids, args.steps, args.warmup)
     if args.conv in ("shift", "both"):
-        mamba_mod.causal_conv1d = shift_conv1d
-        try:
+        with general_path(conv=shift_conv1d):
             result["genodiff_shift_conv"] = time_steps(model, ids, args.steps, args.warmup)
-        finally:
-            mamba_mod.causal_conv1d = ops_conv
     if args.mambapy:
         try:
             import mambapy.pscan  # noqa: F401, PLC0415
@@ -133,11 +154,8 @@ def main(argv=None):
         else:
             torch.manual_seed(0)
             model2 = Caduceus(cfg).train()
-            mamba_mod._scan_fn = mambapy_scan
-            try:
+            with general_path(scan=mambapy_scan):
                 result["mambapy"] = time_steps(model2, ids, args.mambapy_steps, 0)
-            finally:
-                mamba_mod._scan_fn = None
             ref = result.get("genodiff") or result["genodiff_shift_conv"]
             result["speedup_vs_mambapy"] = round(result["mambapy"]["step_s_median"] / ref["step_s_median"], 2)
     result["loadavg_1min_after"] = round(os.getloadavg()[0], 2)

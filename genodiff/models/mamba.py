@@ -33,7 +33,7 @@ from genodiff.data.genome.vocab import VOCAB_SIZE
 from genodiff.models.config import ModelConfig
 from genodiff.ops.conv import causal_conv1d
 from genodiff.ops.norm import LayerNorm, RMSNorm, add_norm
-from genodiff.ops.mixer import mixer_inference, mixer_inference_applies
+from genodiff.ops.mixer import mixer_inference, mixer_inference_applies, mixer_train, mixer_train_applies
 from genodiff.ops.selective_scan import selective_scan
 
 __all__ = [
@@ -144,12 +144,16 @@ class Mamba(nn.Module):
 
         xz: (B, L, 2 * d_inner), the ``in_proj`` output ``[x | z]``. Returns y: (B, L, d_inner).
         ``reverse``: the mixer of the time-reversed sequence, in forward coordinates (``ssm(xz.flip(1)).flip(1)``).
-        Without autograd on a CPU this runs the fused forward-only kernels (:func:`genodiff.ops.mixer_inference`).
+        On a CPU in float32 this runs fused time-major kernels: forward-only without autograd
+        (:func:`genodiff.ops.mixer_inference`), with a hand-written backward otherwise
+        (:func:`genodiff.ops.mixer_train`); the general path below serves everything else.
         """
-        if mixer_inference_applies(xz, *self.parameters()):
-            return mixer_inference(xz, self.conv1d.weight.view(self.d_inner, self.d_conv), self.conv1d.bias,
-                                   self.x_proj.weight, self.dt_proj.weight, self.dt_proj.bias,
-                                   -torch.exp(self.A_log.float()), self.D, reverse)
+        fused = (mixer_inference if mixer_inference_applies(xz, *self.parameters())
+                 else mixer_train if mixer_train_applies(xz, *self.parameters()) else None)
+        if fused is not None:
+            return fused(xz, self.conv1d.weight.view(self.d_inner, self.d_conv), self.conv1d.bias,
+                         self.x_proj.weight, self.dt_proj.weight, self.dt_proj.bias, -torch.exp(self.A_log.float()),
+                         self.D, reverse)
         if reverse:
             return self.ssm(xz.flip(1)).flip(1)
         seqlen = xz.shape[1]

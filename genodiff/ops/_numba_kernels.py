@@ -9,15 +9,17 @@ dB_part, dC_part: (batch, G, nblk, L, N) per-block partial sums.
 Training conv (``conv_cm_fwd``/``conv_cm_bwd``): the causal depthwise conv (+ SiLU) of the training path and its
 gradients, channel-major (batch, D, L), float32 or float64; one task per (batch, channel) row.
 
-Inference kernels (``conv_silu_tm``/``scan_infer_tm``, forward only, float32): time-major (batch, L, D)
-tensors as the projections produce them, vectorised over channels; see their docstrings.
+Fused mixer kernels (float32, time-major (batch, L, D) tensors as the projections produce them, vectorised
+over channels): ``conv_silu_tm`` (conv + SiLU) and ``scan_tm_fwd`` (``dt_proj`` + softplus + scan + skip +
+gate) are the forward of inference and training; ``conv_tm_bwd`` and ``scan_tm_bwd`` their backward. See their
+docstrings.
 
 The float32 kernels use :func:`fexp`, a branch-free Cephes-style expf (range reduction + degree-6
 polynomial, max relative error ~8e-8 on [-87, 88], ~3e-7 under the kernels' fast-math flags);
 numba's ``math.exp`` is a scalar libm call and was ~5x slower here. It is inlined into the calling loop
 (``inline="always"``) and floors by truncation and a select, so the loop that calls it vectorises; the
 kernels' fast-math flags then apply to it too (its accuracy is tested under them). float64 uses ``math.exp``.
-The inference scan's decay, whose argument is never positive, uses the cheaper :func:`fexp2_nonpos`
+The fused scans' decay, whose argument is never positive, uses the cheaper :func:`fexp2_nonpos`
 (2**x with A log2(e) precomputed; no overflow, NaN or Cody-Waite steps).
 """
 
@@ -108,7 +110,7 @@ _LOG2E = np.float32(1.4426950408889634)
 
 @njit(inline="always", error_model=_ERRORS)
 def fexp2_nonpos(x):  # pragma: no cover - compiled
-    """2**x for float32 x <= 0, the decay of the inference scan (dt >= 0 times A log2(e) < 0); ~14 vector ops.
+    """2**x for float32 x <= 0, the decay of the fused scans (dt >= 0 times A log2(e) < 0); ~14 vector ops.
 
     k = rint(x) (one vroundps; exact, and safe under reassociating fast-math, unlike the 1.5 * 2**23 trick),
     2**(x - k) for |x - k| <= 1/2 as a degree-5 polynomial (fitted for relative error: 9e-8 before float32
@@ -296,70 +298,17 @@ def _conv_silu_tm(x, wT, bias, out, reverse):  # pragma: no cover - compiled
             o[d] = fsilu(o[d])
 
 
-def _scan_infer_tm(u, xdbl, dtwT, dt_bias, AT, skip, xz, y, reverse, block):  # pragma: no cover - compiled
-    """Forward-only selective scan with the rest of the Mamba mixer after ``x_proj``, time-major and
-    vectorised over channels.
-
-    u (the conv output), y: (batch, L, D); xdbl: (batch, L, dt_rank + 2 N) = ``x_proj`` output
-    ``[dt_low | B | C]``; dtwT: (dt_rank, D) = ``dt_proj.weight`` transposed; dt_bias, skip: (D,);
-    AT: (N, D) = A transposed; xz: (batch, L, 2 D), z = its channels D..2D-1. Per time t::
-
-        dt = softplus(dt_low[t] @ dtwT + dt_bias)
-        h[n] = exp(dt A[:, n]) h[n] + dt u[t] B[t, n];   y[t] = (sum_n C[t, n] h[n] + skip u[t]) silu(z[t])
-
-    (exp(dt A) computed as ``fexp2_nonpos(dt * (A log2 e))``).
-
-    With ``reverse`` t runs from L-1 down to 0 (the scan of the time-reversed sequence, in forward
-    coordinates). Tasks: (batch, block of channels); a block's state (N, block) stays in L1."""
-    batch, L, D = u.shape
-    N = AT.shape[0]
-    dt_rank = dtwT.shape[0]
-    off_c = dt_rank + N
-    nblk = (D + block - 1) // block
-    for task in prange(batch * nblk):
-        b = task // nblk
-        d0 = (task - b * nblk) * block
-        w = min(block, D - d0)
-        h = np.zeros((N, w), dtype=u.dtype)
-        a = np.empty((N, w), dtype=u.dtype)
-        dtt = np.empty(w, dtype=u.dtype)
-        dtu = np.empty(w, dtype=u.dtype)
-        acc = np.empty(w, dtype=u.dtype)
-        for n in range(N):  # A log2(e): the decay exp(dt A) is computed as 2**(dt A log2(e))
-            an = AT[n, d0:d0 + w]
-            for j in range(w):
-                a[n, j] = an[j] * _LOG2E
-        sk = skip[d0:d0 + w]
-        bias = dt_bias[d0:d0 + w]
-        for s in range(L):
-            t = L - 1 - s if reverse else s
-            ut = u[b, t, d0:d0 + w]
-            for j in range(w):  # short loops over a few arrays each: they vectorise
-                dtt[j] = bias[j]
-            for r in range(dt_rank):
-                cr = xdbl[b, t, r]
-                wr = dtwT[r, d0:d0 + w]
-                for j in range(w):
-                    dtt[j] += cr * wr[j]
-            for j in range(w):
-                dj = fsoftplus(dtt[j])
-                uj = ut[j]
-                dtt[j] = dj
-                dtu[j] = dj * uj
-                acc[j] = sk[j] * uj
-            for n in range(N):
-                bn = xdbl[b, t, dt_rank + n]
-                cn = xdbl[b, t, off_c + n]
-                an = a[n]
-                hn = h[n]
-                for j in range(w):
-                    hv = fexp2_nonpos(dtt[j] * an[j]) * hn[j] + dtu[j] * bn
-                    hn[j] = hv
-                    acc[j] += hv * cn
-            zt = xz[b, t, D + d0:D + d0 + w]
-            yt = y[b, t, d0:d0 + w]
-            for j in range(w):
-                yt[j] = acc[j] * fsilu(zt[j])
+@njit(inline="always", error_model=_ERRORS)
+def _dt_pre(xrow, dtwT, dt_bias, d0, w, out):  # pragma: no cover - compiled
+    """out[j] = dt_bias[d0 + j] + sum_r xrow[r] dtwT[r, d0 + j] for j < w: ``dt_proj`` before the softplus."""
+    bias = dt_bias[d0:d0 + w]
+    for j in range(w):
+        out[j] = bias[j]
+    for r in range(dtwT.shape[0]):
+        cr = xrow[r]
+        wr = dtwT[r, d0:d0 + w]
+        for j in range(w):
+            out[j] += cr * wr[j]
 
 
 def _conv_cm_fwd(x, w, bias, out, silu):  # pragma: no cover - compiled
@@ -431,6 +380,298 @@ def _conv_cm_bwd(x, w, bias, gy, silu, gx, gw_part, gb_part):  # pragma: no cove
                 gxr[t] += wk * g[t + s]
 
 
+def _conv_tm_bwd(xz, wT, bias, gu, reverse, block, gxz, gw_part, gb_part):  # pragma: no cover - compiled
+    """Gradients of :func:`_conv_silu_tm` (with SiLU) for the output gradient gu (batch, L, D): d/dx written into
+    the first D channels of gxz (batch, L, >= D), per-row sums gw_part (batch, K, D) and gb_part (batch, D)
+    (summed over the batch in torch). The pre-activation is recomputed from x. Tasks: (batch, block of
+    channels); a task keeps its (L, block) pre-activation gradient in a buffer."""
+    batch, L, D = gu.shape
+    K = wT.shape[0]
+    nblk = (D + block - 1) // block
+    for task in prange(batch * nblk):
+        b = task // nblk
+        d0 = (task - b * nblk) * block
+        w = min(block, D - d0)
+        g = np.empty((L, w), dtype=gu.dtype)
+        gb = np.zeros(w, dtype=gu.dtype)
+        gw = np.zeros((K, w), dtype=gu.dtype)
+        pre = np.empty(w, dtype=gu.dtype)
+        bs = bias[d0:d0 + w]
+        for t in range(L):
+            for j in range(w):
+                pre[j] = bs[j]
+            for k in range(K):
+                s = t + (K - 1) - k if reverse else t - (K - 1) + k
+                if s >= 0 and s < L:
+                    xs = xz[b, s, d0:d0 + w]
+                    wk = wT[k, d0:d0 + w]
+                    for j in range(w):
+                        pre[j] += wk[j] * xs[j]
+            gt = gu[b, t, d0:d0 + w]
+            gtt = g[t]
+            for j in range(w):
+                a = pre[j]
+                sg = np.float32(1.0) / (np.float32(1.0) + fexp(-a))
+                v = gt[j] * (sg * (np.float32(1.0) + a * (np.float32(1.0) - sg)))
+                gtt[j] = v
+                gb[j] += v
+            for k in range(K):
+                s = t + (K - 1) - k if reverse else t - (K - 1) + k
+                if s >= 0 and s < L:
+                    xs = xz[b, s, d0:d0 + w]
+                    gwk = gw[k]
+                    for j in range(w):
+                        gwk[j] += gtt[j] * xs[j]
+        for s in range(L):
+            o = gxz[b, s, d0:d0 + w]
+            for j in range(w):
+                o[j] = np.float32(0.0)
+            for k in range(K):
+                t = s - (K - 1) + k if reverse else s + (K - 1) - k
+                if t >= 0 and t < L:
+                    wk = wT[k, d0:d0 + w]
+                    gtt = g[t]
+                    for j in range(w):
+                        o[j] += wk[j] * gtt[j]
+        for j in range(w):
+            gb_part[b, d0 + j] = gb[j]
+        for k in range(K):
+            for j in range(w):
+                gw_part[b, k, d0 + j] = gw[k, j]
+
+
+def _scan_tm_fwd(u, xdbl, dtwT, dt_bias, AT2, skip, xz, reverse, block, chunk, y, dt_out, hck):  # pragma: no cover
+    """The Mamba mixer after ``x_proj`` (``dt_proj``, softplus, selective scan, D skip, SiLU(z) gate), time-major
+    and vectorised over channels; the forward of inference and of training.
+
+    u (the conv output), y, dt_out: (batch, L, D); xdbl: (batch, L, R + 2 N) = ``x_proj`` output
+    ``[dt_low | B | C]``; dtwT: (R, D) = ``dt_proj.weight`` transposed; dt_bias, skip: (D,); AT2: (N, D) =
+    A^T log2(e) (A < 0); xz: (batch, L, 2 D), z = its channels D..2D-1. Per step::
+
+        dt = softplus(dt_low[t] @ dtwT + dt_bias)
+        h[n] = exp(dt A[:, n]) h[n] + dt u[t] B[t, n];   y[t] = (sum_n C[t, n] h[n] + skip u[t]) silu(z[t])
+
+    (exp(dt A) computed as ``fexp2_nonpos(dt * AT2[n])``). Steps s = 0..L-1 visit t = s, or t = L-1-s with
+    ``reverse`` (the scan of the time-reversed sequence, in forward coordinates). Tasks: (batch, block of
+    channels); a block's state (N, block) stays in L1.
+
+    Training keeps what the backward needs: dt_out = dt, and hck (batch, ceil(L / chunk), N, D), the state
+    before steps 0, chunk, 2 chunk, ... Inference passes empty dt_out and hck: nothing is kept."""
+    batch, L, D = u.shape
+    N = AT2.shape[0]
+    R = dtwT.shape[0]
+    off_b = R
+    off_c = off_b + N
+    nblk = (D + block - 1) // block
+    for task in prange(batch * nblk):
+        b = task // nblk
+        d0 = (task - b * nblk) * block
+        w = min(block, D - d0)
+        h = np.zeros((N, w), dtype=u.dtype)
+        a = np.empty((N, w), dtype=u.dtype)
+        dtt = np.empty(w, dtype=u.dtype)
+        dtu = np.empty(w, dtype=u.dtype)
+        acc = np.empty(w, dtype=u.dtype)
+        for n in range(N):
+            for j in range(w):
+                a[n, j] = AT2[n, d0 + j]
+        sk = skip[d0:d0 + w]
+        keep = dt_out.size > 0
+        for s in range(L):
+            t = L - 1 - s if reverse else s
+            if keep and s % chunk == 0:
+                c = s // chunk
+                for n in range(N):
+                    hc = hck[b, c, n, d0:d0 + w]
+                    hn = h[n]
+                    for j in range(w):
+                        hc[j] = hn[j]
+            ut = u[b, t, d0:d0 + w]
+            _dt_pre(xdbl[b, t], dtwT, dt_bias, d0, w, dtt)  # short loops over a few arrays each: they vectorise
+            for j in range(w):
+                dj = fsoftplus(dtt[j])
+                uj = ut[j]
+                dtt[j] = dj
+                dtu[j] = dj * uj
+                acc[j] = sk[j] * uj
+            if keep:
+                dto = dt_out[b, t, d0:d0 + w]
+                for j in range(w):
+                    dto[j] = dtt[j]
+            for n in range(N):
+                bn = xdbl[b, t, off_b + n]
+                cn = xdbl[b, t, off_c + n]
+                an = a[n]
+                hn = h[n]
+                for j in range(w):
+                    hv = fexp2_nonpos(dtt[j] * an[j]) * hn[j] + dtu[j] * bn
+                    hn[j] = hv
+                    acc[j] += hv * cn
+            zt = xz[b, t, D + d0:D + d0 + w]
+            yt = y[b, t, d0:d0 + w]
+            for j in range(w):
+                yt[j] = acc[j] * fsilu(zt[j])
+
+
+def _scan_tm_bwd(u, dt, xdbl, dtwT, dt_bias, AT, AT2, skip, xz, gy, hck, reverse, block, chunk,
+                 gu, gxz, gx_part, gdtw_part, gbias_part, gA_part, gskip_part):  # pragma: no cover - compiled
+    """Gradients of :func:`_scan_tm_fwd` for the output gradient gy (batch, L, D).
+
+    AT: (N, D) = A^T (AT2 = AT log2(e) as in the forward); dt, hck: what the forward kept. Writes
+    gu = d/du (the scan's share; the caller adds the x_proj path's) and d/dz into gxz[..., D:2D] (batch, L, ..);
+    per batch row (its channels' tasks are disjoint; summed over the batch in torch) gdtw_part (batch, R, D),
+    gbias_part, gskip_part (batch, D), gA_part (batch, N, D); and gx_part (batch, nblk, L, R + 2 N) =
+    d/d[dt_low | B | C], one partial sum per channel block.
+
+    Per task (batch row, channel block), chunks of ``chunk`` steps in reverse processing order: the chunk's
+    states and decays are recomputed from its checkpoint into (chunk + 1, N, block) buffers, then the adjoint
+    g[n] = C[t, n] gys[t] + 2**(dt[t+1] AT2[n]) g[n] runs backwards through the chunk (gys = gy silu(z))."""
+    batch, L, D = u.shape
+    N = AT2.shape[0]
+    R = dtwT.shape[0]
+    off_b = R
+    off_c = off_b + N
+    nblk = (D + block - 1) // block
+    nck = (L + chunk - 1) // chunk
+    for task in prange(batch * nblk):
+        b = task // nblk
+        blk = task - b * nblk
+        d0 = blk * block
+        w = min(block, D - d0)
+        a = np.empty((N, w), dtype=u.dtype)
+        a2 = np.empty((N, w), dtype=u.dtype)
+        for n in range(N):
+            for j in range(w):
+                a[n, j] = AT[n, d0 + j]
+                a2[n, j] = AT2[n, d0 + j]
+        hb = np.empty((chunk + 1, N, w), dtype=u.dtype)
+        dec = np.empty((chunk, N, w), dtype=u.dtype)
+        ysb = np.empty((chunk, w), dtype=u.dtype)
+        adj = np.zeros((N, w), dtype=u.dtype)
+        gac = np.empty((N, w), dtype=u.dtype)
+        # the parameter gradients sum L terms per channel: float32 sums over a chunk, added up in float64
+        ga64 = np.zeros((N, w), dtype=np.float64)
+        gdw = np.empty((R, w), dtype=u.dtype)
+        gdw64 = np.zeros((R, w), dtype=np.float64)
+        gbias64 = np.zeros(w, dtype=np.float64)
+        gsk = np.zeros(w, dtype=np.float64)
+        gp = np.empty(w, dtype=u.dtype)
+        dtu = np.empty(w, dtype=u.dtype)
+        gys = np.empty(w, dtype=u.dtype)
+        sdu = np.empty(w, dtype=u.dtype)
+        sdd = np.empty(w, dtype=u.dtype)
+        acc = np.empty(w, dtype=u.dtype)
+        sk = skip[d0:d0 + w]
+        for c in range(nck - 1, -1, -1):
+            s0 = c * chunk
+            ns = min(chunk, L - s0)
+            for n in range(N):
+                hc = hck[b, c, n, d0:d0 + w]
+                for j in range(w):
+                    hb[0, n, j] = hc[j]
+            for i in range(ns):
+                t = L - 1 - (s0 + i) if reverse else s0 + i
+                dti = dt[b, t, d0:d0 + w]
+                ut = u[b, t, d0:d0 + w]
+                for j in range(w):
+                    dtu[j] = dti[j] * ut[j]
+                    acc[j] = sk[j] * ut[j]
+                for n in range(N):
+                    bn = xdbl[b, t, off_b + n]
+                    cn = xdbl[b, t, off_c + n]
+                    hp = hb[i, n]
+                    hq = hb[i + 1, n]
+                    de = dec[i, n]
+                    an = a2[n]
+                    for j in range(w):
+                        e = fexp2_nonpos(dti[j] * an[j])
+                        hv = e * hp[j] + dtu[j] * bn
+                        de[j] = e
+                        hq[j] = hv
+                        acc[j] += hv * cn
+                for j in range(w):
+                    ysb[i, j] = acc[j]
+            for n in range(N):
+                for j in range(w):
+                    gac[n, j] = np.float32(0.0)
+            for r in range(R):
+                for j in range(w):
+                    gdw[r, j] = np.float32(0.0)
+            for i in range(ns - 1, -1, -1):
+                t = L - 1 - (s0 + i) if reverse else s0 + i
+                dti = dt[b, t, d0:d0 + w]
+                ut = u[b, t, d0:d0 + w]
+                zt = xz[b, t, D + d0:D + d0 + w]
+                gyt = gy[b, t, d0:d0 + w]
+                gzt = gxz[b, t, D + d0:D + d0 + w]
+                for j in range(w):
+                    z = zt[j]
+                    sg = np.float32(1.0) / (np.float32(1.0) + fexp(-z))
+                    gz = gyt[j] * ysb[i, j] * (sg * (np.float32(1.0) + z * (np.float32(1.0) - sg)))
+                    gzt[j] = gz
+                    g = gyt[j] * z * sg
+                    gys[j] = g
+                    gsk[j] += g * ut[j]
+                    dtu[j] = dti[j] * ut[j]
+                    sdu[j] = np.float32(0.0)
+                    sdd[j] = np.float32(0.0)
+                for n in range(N):
+                    bn = xdbl[b, t, off_b + n]
+                    cn = xdbl[b, t, off_c + n]
+                    hp = hb[i, n]
+                    hq = hb[i + 1, n]
+                    de = dec[i, n]
+                    an = a[n]
+                    ad = adj[n]
+                    gan = gac[n]
+                    sum_c = np.float32(0.0)
+                    sum_b = np.float32(0.0)
+                    for j in range(w):
+                        gh = ad[j] + cn * gys[j]
+                        sum_c += gys[j] * hq[j]
+                        sum_b += gh * dtu[j]
+                        sdu[j] += gh * bn
+                        x = gh * de[j] * hp[j]
+                        sdd[j] += x * an[j]
+                        gan[j] += x * dti[j]
+                        ad[j] = gh * de[j]
+                    gx_part[b, blk, t, off_c + n] = sum_c
+                    gx_part[b, blk, t, off_b + n] = sum_b
+                xr = xdbl[b, t]
+                _dt_pre(xr, dtwT, dt_bias, d0, w, acc)
+                gut = gu[b, t, d0:d0 + w]
+                for j in range(w):
+                    gut[j] = gys[j] * sk[j] + sdu[j] * dti[j]
+                    sg = np.float32(1.0) / (np.float32(1.0) + fexp(-acc[j]))
+                    g = (sdd[j] + sdu[j] * ut[j]) * sg  # d/d(dt_proj output): softplus' = sigmoid
+                    gp[j] = g
+                    gbias64[j] += g
+                for r in range(R):
+                    cr = xr[r]
+                    wr = dtwT[r, d0:d0 + w]
+                    gr = gdw[r]
+                    sum_r = np.float32(0.0)
+                    for j in range(w):
+                        gr[j] += gp[j] * cr
+                        sum_r += gp[j] * wr[j]
+                    gx_part[b, blk, t, r] = sum_r
+            for n in range(N):
+                for j in range(w):
+                    ga64[n, j] += gac[n, j]
+            for r in range(R):
+                for j in range(w):
+                    gdw64[r, j] += gdw[r, j]
+        for n in range(N):
+            for j in range(w):
+                gA_part[b, n, d0 + j] = ga64[n, j]
+        for r in range(R):
+            for j in range(w):
+                gdtw_part[b, r, d0 + j] = gdw64[r, j]
+        for j in range(w):
+            gskip_part[b, d0 + j] = gsk[j]
+            gbias_part[b, d0 + j] = gbias64[j]
+
+
 def _renamed(fn, suffix):
     """A copy of ``fn`` under another qualname, so numba's on-disk cache keeps the variants apart."""
     new = types_mod.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + suffix, fn.__defaults__,
@@ -450,9 +691,13 @@ scan_bwd_serial = njit(**_OPTS)(_renamed(_scan_bwd, "_serial"))
 _OPTS_TM = dict(cache=True, nogil=True, fastmath=_FASTMATH_TM, error_model=_ERRORS)
 conv_silu_tm = njit(parallel=True, **_OPTS_TM)(_renamed(_conv_silu_tm, "_parallel"))
 conv_silu_tm_serial = njit(**_OPTS_TM)(_renamed(_conv_silu_tm, "_serial"))
-scan_infer_tm = njit(parallel=True, **_OPTS_TM)(_renamed(_scan_infer_tm, "_parallel"))
-scan_infer_tm_serial = njit(**_OPTS_TM)(_renamed(_scan_infer_tm, "_serial"))
 conv_cm_fwd = njit(parallel=True, **_OPTS)(_renamed(_conv_cm_fwd, "_parallel"))
 conv_cm_fwd_serial = njit(**_OPTS)(_renamed(_conv_cm_fwd, "_serial"))
 conv_cm_bwd = njit(parallel=True, **_OPTS)(_renamed(_conv_cm_bwd, "_parallel"))
 conv_cm_bwd_serial = njit(**_OPTS)(_renamed(_conv_cm_bwd, "_serial"))
+conv_tm_bwd = njit(parallel=True, **_OPTS_TM)(_renamed(_conv_tm_bwd, "_parallel"))
+conv_tm_bwd_serial = njit(**_OPTS_TM)(_renamed(_conv_tm_bwd, "_serial"))
+scan_tm_fwd = njit(parallel=True, **_OPTS_TM)(_renamed(_scan_tm_fwd, "_parallel"))
+scan_tm_fwd_serial = njit(**_OPTS_TM)(_renamed(_scan_tm_fwd, "_serial"))
+scan_tm_bwd = njit(parallel=True, **_OPTS)(_renamed(_scan_tm_bwd, "_parallel"))
+scan_tm_bwd_serial = njit(**_OPTS)(_renamed(_scan_tm_bwd, "_serial"))

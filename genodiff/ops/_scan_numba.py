@@ -1,6 +1,8 @@
-"""Fast CPU selective scan: numba-compiled forward and backward, wrapped in a torch.autograd.Function.
+"""Fast CPU kernels wrapped for torch: the selective scan and the causal conv of the general path (channel-major,
+numba forward and backward in :class:`torch.autograd.Function` s), and the fused time-major Mamba mixer
+(:func:`mixer_inference`, :func:`mixer_train`; see :mod:`genodiff.ops.mixer`).
 
-Core recurrence only (delta already biased/softplus-ed; D skip and z gate are applied by the caller
+The general path's scan computes the core recurrence only (delta already biased/softplus-ed; D skip and z gate are applied by the caller
 in torch, so their gradients come from torch autograd)::
 
     h[t, n] = exp(delta[t] A[d, n]) h[t-1, n] + delta[t] u[t] B[g, t, n],   y[t] = sum_n C[g, t, n] h[t, n]
@@ -30,6 +32,8 @@ from __future__ import annotations
 
 import os
 import threading
+
+import numpy as np
 
 import torch
 import torch.nn.functional as F
@@ -67,9 +71,11 @@ def _build():
 
     return {"fwd": nk.scan_fwd, "bwd": nk.scan_bwd, "fwd_serial": nk.scan_fwd_serial,
             "bwd_serial": nk.scan_bwd_serial, "conv_tm": nk.conv_silu_tm, "conv_tm_serial": nk.conv_silu_tm_serial,
-            "scan_tm": nk.scan_infer_tm, "scan_tm_serial": nk.scan_infer_tm_serial,
             "conv_fwd": nk.conv_cm_fwd, "conv_fwd_serial": nk.conv_cm_fwd_serial,
-            "conv_bwd": nk.conv_cm_bwd, "conv_bwd_serial": nk.conv_cm_bwd_serial, "numba": numba}
+            "conv_bwd": nk.conv_cm_bwd, "conv_bwd_serial": nk.conv_cm_bwd_serial,
+            "conv_tm_bwd": nk.conv_tm_bwd, "conv_tm_bwd_serial": nk.conv_tm_bwd_serial,
+            "scan_tm_fwd": nk.scan_tm_fwd, "scan_tm_fwd_serial": nk.scan_tm_fwd_serial,
+            "scan_tm_bwd": nk.scan_tm_bwd, "scan_tm_bwd_serial": nk.scan_tm_bwd_serial, "numba": numba}
 
 
 def _kernels():
@@ -85,7 +91,7 @@ def _num_threads(numba) -> int:
 
 
 def _launch(k, name: str, nthreads: int, ntasks: int, *arrays, work: int | None = None) -> None:
-    """Run kernel ``name`` ("fwd"/"bwd"/"conv_tm"/"scan_tm"/"conv_fwd"/"conv_bwd"): parallel variant, or the
+    """Run kernel ``name`` (a key of :func:`_build` without ``_serial``): parallel variant, or the
     serial one for a single thread, for less than ``_SERIAL_BELOW`` units of ``work`` (default: state-steps of
     the scan arrays) and in a process forked after this one had started numba's thread pool (see
     _numba_kernels)."""
@@ -215,7 +221,16 @@ def causal_conv(x, weight, bias, silu: bool):
     return _ConvFn.apply(x, weight, bias, silu)
 
 
-_INFER_BLOCK = 256  # channels per task of the inference scan (all of a small model's channels: one task per row)
+_ROW_BLOCK = 256  # channels per task of the time-major scans (all of a small model's channels: one task per row)
+_TRAIN_CHUNK = 16  # steps between the training scan's saved states (the backward recomputes a chunk at a time)
+_CONV_BWD_BLOCK = 64  # channels per task of the training conv's backward
+
+
+def _channel_block(batch: int, D: int, nthreads: int, cap: int = _ROW_BLOCK) -> int:
+    """Channels per task of the time-major scans: all of a row's channels (up to ``cap``) when the batch rows
+    alone give every thread two tasks, else fewer, a multiple of 8 lanes."""
+    per_row = max(1, -(-2 * nthreads // batch))
+    return min(cap, -(-(-(-D // per_row)) // 8) * 8)
 
 
 def mixer_inference(xz, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, dt_proj_bias, A, skip,
@@ -247,12 +262,99 @@ def mixer_inference(xz, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, d
         x_dbl = F.linear(x, x_proj_weight)  # (batch, L, dt_rank + 2 N)
         y = torch.empty(batch, L, D, dtype=torch.float32)
         if y.numel() > 0:
-            # enough tasks for the threads (batch 1 splits its channels), blocks a multiple of 8 lanes
-            per_row = max(1, -(-2 * nthreads // batch))
-            block = min(_INFER_BLOCK, -(-(-(-D // per_row)) // 8) * 8)
-            _launch(k, "scan_tm", nthreads, batch * -(-D // block), x.numpy(), x_dbl.numpy(),
-                    _np(dt_proj_weight.t().contiguous().float()),
-                    _np(dt_proj_bias.float().contiguous()), _np(A.t().contiguous().float()),
-                    _np(skip.float().contiguous()), xz.numpy(), y.numpy(), bool(reverse), block,
-                    work=batch * L * D * A.shape[1])
+            block = _channel_block(batch, D, nthreads)
+            no_dt, no_states = np.empty((0, 0, 0), np.float32), np.empty((0, 0, 0, 0), np.float32)  # nothing kept
+            _launch(k, "scan_tm_fwd", nthreads, batch * -(-D // block), x.numpy(), x_dbl.numpy(),
+                    _np(dt_proj_weight.t().contiguous().float()), _np(dt_proj_bias.float().contiguous()),
+                    _np((A.t().float() * nk._LOG2E).contiguous()), _np(skip.float().contiguous()), xz.numpy(),
+                    bool(reverse), block, 1, y.numpy(), no_dt, no_states, work=batch * L * D * A.shape[1])
     return y
+
+
+class _MixerFn(torch.autograd.Function):
+    """The Mamba mixer between ``in_proj`` and ``out_proj`` with its backward, time-major float32 on CPU.
+
+    forward(xz, conv_weight (D, K), conv_bias (D,), x_proj_weight (R + 2 N, D), dt_proj_weight (D, R),
+    dt_proj_bias (D,), A (D, N), skip (D,), reverse) -> y (batch, L, D); see :func:`mixer_train`."""
+
+    @staticmethod
+    def forward(ctx, xz, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, dt_proj_bias, A, skip, reverse):
+        k = _kernels()
+        nthreads = _num_threads(k["numba"])
+        xz = xz.contiguous()
+        batch, L, two_d = xz.shape
+        D = two_d // 2
+        N = A.shape[1]
+        K = conv_weight.shape[1]
+        wT = conv_weight.t().contiguous()
+        dtwT = dt_proj_weight.t().contiguous()
+        u = torch.empty(batch, L, D)
+        if u.numel() > 0:
+            _launch(k, "conv_tm", nthreads, batch * L, xz.numpy(), _np(wT), _np(conv_bias), u.numpy(),
+                    bool(reverse), work=batch * L * D * K)
+        x_dbl = F.linear(u, x_proj_weight)  # (batch, L, R + 2 N)
+        AT = A.t().contiguous()
+        AT2 = AT * nk._LOG2E
+        chunk = _TRAIN_CHUNK
+        y = torch.empty(batch, L, D)
+        dt = torch.empty(batch, L, D)
+        hck = torch.empty(batch, max(1, -(-L // chunk)), N, D)
+        block = _channel_block(batch, D, nthreads)
+        if y.numel() > 0:
+            _launch(k, "scan_tm_fwd", nthreads, batch * -(-D // block), u.numpy(), _np(x_dbl), _np(dtwT),
+                    _np(dt_proj_bias), _np(AT2), _np(skip), xz.numpy(), bool(reverse), block, chunk, y.numpy(),
+                    dt.numpy(), hck.numpy(), work=batch * L * D * N)
+        ctx.reverse, ctx.chunk, ctx.block = bool(reverse), chunk, block
+        ctx.save_for_backward(xz, u, x_dbl, dt, hck, wT, conv_bias, x_proj_weight, dtwT, dt_proj_bias, AT, AT2, skip)
+        return y
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, gy):
+        k = _kernels()
+        nthreads = _num_threads(k["numba"])
+        xz, u, x_dbl, dt, hck, wT, conv_bias, x_proj_weight, dtwT, dt_bias, AT, AT2, skip = ctx.saved_tensors
+        batch, L, D = u.shape
+        N, R, K, block = AT.shape[0], dtwT.shape[0], wT.shape[0], ctx.block
+        nblk = -(-D // block)
+        gy = gy.float().contiguous()
+        new = torch.zeros if u.numel() == 0 else torch.empty  # the kernels write every element
+        gxz = new(batch, L, 2 * D)
+        gu = new(batch, L, D)
+        gx_part = torch.zeros(batch, nblk, L, R + 2 * N)  # d/d[dt_low | B | C], one partial sum per block
+        gdtw_part = torch.zeros(batch, R, D)
+        gbias_part = torch.zeros(batch, D)
+        gA_part = torch.zeros(batch, N, D)
+        gskip_part = torch.zeros(batch, D)
+        if u.numel() > 0:
+            _launch(k, "scan_tm_bwd", nthreads, batch * nblk, u.numpy(), dt.numpy(), _np(x_dbl), _np(dtwT),
+                    _np(dt_bias), _np(AT), _np(AT2), _np(skip), xz.numpy(), gy.numpy(), hck.numpy(), ctx.reverse,
+                    block, ctx.chunk, gu.numpy(), gxz.numpy(), gx_part.numpy(), gdtw_part.numpy(),
+                    gbias_part.numpy(), gA_part.numpy(), gskip_part.numpy(), work=batch * L * D * N)
+        g_dbl = gx_part.sum(1) if nblk > 1 else gx_part[:, 0]  # (batch, L, R + 2 N)
+        g_x_proj = g_dbl.reshape(-1, R + 2 * N).t() @ u.view(-1, D)
+        gu.view(-1, D).addmm_(g_dbl.reshape(-1, R + 2 * N), x_proj_weight)
+        gw_part = torch.zeros(batch, K, D)
+        gb_part = torch.zeros(batch, D)
+        if u.numel() > 0:
+            _launch(k, "conv_tm_bwd", nthreads, batch * -(-D // _CONV_BWD_BLOCK), xz.numpy(), _np(wT),
+                    _np(conv_bias), gu.numpy(), ctx.reverse, _CONV_BWD_BLOCK, gxz.numpy(), gw_part.numpy(),
+                    gb_part.numpy(), work=batch * L * D * K)
+        return (gxz, gw_part.sum(0).t(), gb_part.sum(0), g_x_proj, gdtw_part.sum(0).t(), gbias_part.sum(0),
+                gA_part.sum(0).t(), gskip_part.sum(0), None)
+
+
+def mixer_train(xz, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, dt_proj_bias, A, skip,
+                reverse: bool = False):
+    """The Mamba mixer between ``in_proj`` and ``out_proj`` on float32 CPU tensors, time-major, differentiable
+    w.r.t. every input: the function of :func:`mixer_inference` (same arguments and shapes; ``A`` (D, N) must
+    be negative, as -exp(A_log) is), with a hand-written backward.
+
+    Forward: the conv kernel, ``x_proj`` in torch, then the scan kernel (``dt_proj`` fused), which keeps dt and
+    the state every ``_TRAIN_CHUNK`` steps. Backward: the scan's adjoint kernel (chunk by chunk, states
+    recomputed from the saved ones; ``dt_proj``'s gradients fused), ``x_proj``'s as matmuls, the conv's
+    backward kernel. No layout copies."""
+    if conv_bias is None:
+        conv_bias = torch.zeros(conv_weight.shape[0])
+    return _MixerFn.apply(xz, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, dt_proj_bias, A, skip,
+                          bool(reverse))

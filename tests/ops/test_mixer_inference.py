@@ -160,5 +160,6 @@ def test_kernels_use_the_numpy_error_model():
     from genodiff.ops import _numba_kernels as nk
 
     kernels = [nk.scan_fwd, nk.scan_bwd, nk.scan_fwd_serial, nk.scan_bwd_serial, nk.conv_silu_tm,
-               nk.conv_silu_tm_serial, nk.scan_infer_tm, nk.scan_infer_tm_serial, nk.vsoftplus_silu]
+               nk.conv_silu_tm_serial, nk.scan_tm_fwd, nk.scan_tm_fwd_serial, nk.scan_tm_bwd, nk.scan_tm_bwd_serial,
+               nk.conv_tm_bwd, nk.conv_tm_bwd_serial, nk.conv_cm_fwd, nk.conv_cm_bwd, nk.vsoftplus_silu]
     assert all(k.targetoptions.get("error_model") == "numpy" for k in kernels)
