@@ -393,8 +393,8 @@ def _conv_tm_bwd(xz, wT, bias, gu, reverse, block, gxz, gw_part, gb_part):  # pr
         d0 = (task - b * nblk) * block
         w = min(block, D - d0)
         g = np.empty((L, w), dtype=gu.dtype)
-        gb = np.zeros(w, dtype=gu.dtype)
-        gw = np.zeros((K, w), dtype=gu.dtype)
+        gb = np.zeros(w, dtype=np.float64)  # sums of L terms per channel: kept in float64
+        gw = np.zeros((K, w), dtype=np.float64)
         pre = np.empty(w, dtype=gu.dtype)
         bs = bias[d0:d0 + w]
         for t in range(L):

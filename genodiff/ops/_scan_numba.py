@@ -229,7 +229,7 @@ _CONV_BWD_BLOCK = 64  # channels per task of the training conv's backward
 def _channel_block(batch: int, D: int, nthreads: int, cap: int = _ROW_BLOCK) -> int:
     """Channels per task of the time-major scans: all of a row's channels (up to ``cap``) when the batch rows
     alone give every thread two tasks, else fewer, a multiple of 8 lanes."""
-    per_row = max(1, -(-2 * nthreads // batch))
+    per_row = max(1, -(-2 * nthreads // max(1, batch)))
     return min(cap, -(-(-(-D // per_row)) // 8) * 8)
 
 
@@ -288,7 +288,7 @@ class _MixerFn(torch.autograd.Function):
         K = conv_weight.shape[1]
         wT = conv_weight.t().contiguous()
         dtwT = dt_proj_weight.t().contiguous()
-        u = torch.empty(batch, L, D)
+        u = torch.empty(batch, L, D, dtype=torch.float32)
         if u.numel() > 0:
             _launch(k, "conv_tm", nthreads, batch * L, xz.numpy(), _np(wT), _np(conv_bias), u.numpy(),
                     bool(reverse), work=batch * L * D * K)
@@ -296,9 +296,9 @@ class _MixerFn(torch.autograd.Function):
         AT = A.t().contiguous()
         AT2 = AT * nk._LOG2E
         chunk = _TRAIN_CHUNK
-        y = torch.empty(batch, L, D)
-        dt = torch.empty(batch, L, D)
-        hck = torch.empty(batch, max(1, -(-L // chunk)), N, D)
+        y = torch.empty(batch, L, D, dtype=torch.float32)
+        dt = torch.empty(batch, L, D, dtype=torch.float32)
+        hck = torch.empty(batch, max(1, -(-L // chunk)), N, D, dtype=torch.float32)
         block = _channel_block(batch, D, nthreads)
         if y.numel() > 0:
             _launch(k, "scan_tm_fwd", nthreads, batch * -(-D // block), u.numpy(), _np(x_dbl), _np(dtwT),
@@ -318,14 +318,13 @@ class _MixerFn(torch.autograd.Function):
         N, R, K, block = AT.shape[0], dtwT.shape[0], wT.shape[0], ctx.block
         nblk = -(-D // block)
         gy = gy.float().contiguous()
+        f32 = {"dtype": torch.float32}
         new = torch.zeros if u.numel() == 0 else torch.empty  # the kernels write every element
-        gxz = new(batch, L, 2 * D)
-        gu = new(batch, L, D)
-        gx_part = torch.zeros(batch, nblk, L, R + 2 * N)  # d/d[dt_low | B | C], one partial sum per block
-        gdtw_part = torch.zeros(batch, R, D)
-        gbias_part = torch.zeros(batch, D)
-        gA_part = torch.zeros(batch, N, D)
-        gskip_part = torch.zeros(batch, D)
+        gxz = new(batch, L, 2 * D, **f32)
+        gu = new(batch, L, D, **f32)
+        gx_part = new(batch, nblk, L, R + 2 * N, **f32)  # d/d[dt_low | B | C], one partial sum per block
+        gdtw_part, gA_part = new(batch, R, D, **f32), new(batch, N, D, **f32)
+        gbias_part, gskip_part = new(batch, D, **f32), new(batch, D, **f32)
         if u.numel() > 0:
             _launch(k, "scan_tm_bwd", nthreads, batch * nblk, u.numpy(), dt.numpy(), _np(x_dbl), _np(dtwT),
                     _np(dt_bias), _np(AT), _np(AT2), _np(skip), xz.numpy(), gy.numpy(), hck.numpy(), ctx.reverse,
@@ -334,8 +333,7 @@ class _MixerFn(torch.autograd.Function):
         g_dbl = gx_part.sum(1) if nblk > 1 else gx_part[:, 0]  # (batch, L, R + 2 N)
         g_x_proj = g_dbl.reshape(-1, R + 2 * N).t() @ u.view(-1, D)
         gu.view(-1, D).addmm_(g_dbl.reshape(-1, R + 2 * N), x_proj_weight)
-        gw_part = torch.zeros(batch, K, D)
-        gb_part = torch.zeros(batch, D)
+        gw_part, gb_part = new(batch, K, D, **f32), new(batch, D, **f32)
         if u.numel() > 0:
             _launch(k, "conv_tm_bwd", nthreads, batch * -(-D // _CONV_BWD_BLOCK), xz.numpy(), _np(wT),
                     _np(conv_bias), gu.numpy(), ctx.reverse, _CONV_BWD_BLOCK, gxz.numpy(), gw_part.numpy(),
@@ -354,7 +352,10 @@ def mixer_train(xz, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, dt_pr
     the state every ``_TRAIN_CHUNK`` steps. Backward: the scan's adjoint kernel (chunk by chunk, states
     recomputed from the saved ones; ``dt_proj``'s gradients fused), ``x_proj``'s as matmuls, the conv's
     backward kernel. No layout copies."""
+    tensors = [xz, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, dt_proj_bias, A, skip]
+    if any(t is not None and (t.dtype != torch.float32 or t.device.type != "cpu") for t in tensors):
+        raise ValueError("mixer_train: all tensors must be float32 CPU tensors")
     if conv_bias is None:
-        conv_bias = torch.zeros(conv_weight.shape[0])
+        conv_bias = torch.zeros(conv_weight.shape[0], dtype=torch.float32)
     return _MixerFn.apply(xz, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, dt_proj_bias, A, skip,
                           bool(reverse))

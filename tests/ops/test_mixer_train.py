@@ -68,9 +68,9 @@ class _Spy:
 @pytest.mark.parametrize("batch,L,d_model,d_state,d_conv,conv_bias", [
     (1, 1, 8, 4, 4, True),       # one position: one step, one chunk
     (2, 3, 16, 16, 4, True),     # L < d_conv, L < the chunk
-    (3, 257, 48, 16, 4, True),   # the tiny model's width; L not a multiple of the chunk; batch 3 splits channels
-    (1, 130, 40, 8, 2, False),   # no conv bias, width 2, D not a multiple of 8
-    (2, 64, 118, 16, 4, True),   # the paper model's width (D = 236, dt_rank 8)
+    (3, 257, 48, 16, 4, True),   # the tiny model's width; L not a multiple of the chunk
+    (1, 130, 40, 8, 2, False),   # no conv bias, width 2; batch 1 splits the channels (with 2+ threads)
+    (2, 64, 118, 16, 4, True),   # the paper model's width (D = 236: not a multiple of 8, dt_rank 8)
 ])
 @pytest.mark.parametrize("reverse", [False, True])
 def test_forward_and_gradients_match_float64_oracle(monkeypatch, batch, L, d_model, d_state, d_conv, conv_bias,
@@ -116,6 +116,8 @@ def test_serial_and_parallel_kernels_agree_with_the_general_path(monkeypatch):
         torch.set_num_threads(1)
         y1, g1 = _grads(m, xz, gy, False)
         torch.set_num_threads(2)
+        if _scan_numba._num_threads(_scan_numba._kernels()["numba"]) < 2:
+            pytest.skip("numba limited to one thread (NUMBA_NUM_THREADS=1): the parallel kernels never run")
         y2, g2 = _grads(m, xz, gy, False)
     finally:
         torch.set_num_threads(threads)
@@ -150,15 +152,49 @@ def test_dispatch(monkeypatch):
     assert spy.calls == 1 and y.grad_fn is not None
     with pytest.raises(ValueError, match="2 \\* d_inner"):
         mixer.mixer_train(torch.randn(2, 5, 7), *([None] * 7))
+    with pytest.raises(ValueError, match="float32 CPU"):
+        mixer.mixer_train(xz.double(), m.conv1d.weight.view(m.d_inner, -1), m.conv1d.bias, m.x_proj.weight,
+                          m.dt_proj.weight, m.dt_proj.bias, -torch.exp(m.A_log), m.D)
 
 
-def test_empty_sequence():
+@pytest.mark.parametrize("batch,L", [(2, 0), (0, 5)])
+def test_empty_input(batch, L):
     m = Mamba(16)
-    xz = torch.randn(2, 0, 2 * m.d_inner, requires_grad=True)
+    xz = torch.randn(batch, L, 2 * m.d_inner, requires_grad=True)
     y = m.ssm(xz, reverse=True)
-    assert y.shape == (2, 0, m.d_inner)
+    assert y.shape == (batch, L, m.d_inner)
     y.sum().backward()
     assert xz.grad.shape == xz.shape and m.A_log.grad.abs().sum() == 0
+
+
+def test_non_contiguous_input_frozen_parameters_and_float64_default_dtype():
+    m = _module(24, 8, 4, True, seed=5)
+    m.conv1d.requires_grad_(False)
+    m.D.requires_grad_(False)
+    base = torch.randn(2, 2 * m.d_inner, 90)
+    xz = base.transpose(1, 2)  # (2, 90, 2 D), not contiguous
+    gy = torch.randn(2, 90, m.d_inner)
+    _, ref = _oracle(m, xz.contiguous(), gy, False)
+    default = torch.get_default_dtype()
+    try:
+        torch.set_default_dtype(torch.float64)  # the kernels' buffers must not follow it
+        y, grads = _grads(m, xz, gy, False)
+    finally:
+        torch.set_default_dtype(default)
+    assert y.dtype == torch.float32
+    assert "conv1d.weight" not in grads and "D" not in grads
+    for name, g in grads.items():
+        assert _rel(g, ref[name]) < 1e-5, name
+
+
+def test_long_sequence_parameter_gradients():
+    """The parameter gradients sum L terms per channel (kept in float64 in the kernels)."""
+    m = _module(8, 4, 4, True, seed=9)
+    xz, gy = torch.randn(1, 6000, 2 * m.d_inner), torch.randn(1, 6000, m.d_inner)
+    _, grads = _grads(m, xz, gy, True)
+    _, ref = _oracle(m, xz, gy, True)
+    for name in ("conv1d.weight", "conv1d.bias", "A_log", "D", "dt_proj.weight", "dt_proj.bias"):
+        assert _rel(grads[name], ref[name]) < 1e-5, (name, _rel(grads[name], ref[name]))
 
 
 @pytest.mark.parametrize("rcps", [False, True])
