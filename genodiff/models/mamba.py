@@ -148,8 +148,9 @@ class Mamba(nn.Module):
         (:func:`genodiff.ops.mixer_inference`), with a hand-written backward otherwise
         (:func:`genodiff.ops.mixer_train`); the general path below serves everything else.
         """
-        fused = (mixer_inference if mixer_inference_applies(xz, *self.parameters())
-                 else mixer_train if mixer_train_applies(xz, *self.parameters()) else None)
+        params = tuple(self.parameters())
+        fused = (mixer_inference if mixer_inference_applies(xz, *params)
+                 else mixer_train if mixer_train_applies(xz, *params) else None)
         if fused is not None:
             return fused(xz, self.conv1d.weight.view(self.d_inner, self.d_conv), self.conv1d.bias,
                          self.x_proj.weight, self.dt_proj.weight, self.dt_proj.bias, -torch.exp(self.A_log.float()),

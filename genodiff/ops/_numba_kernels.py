@@ -1,13 +1,14 @@
 """numba kernels of the fast CPU selective scan and causal conv (imported by :mod:`genodiff.ops._scan_numba`).
 
-Training kernels (``scan_fwd``/``scan_bwd``, channel-major, vectorised over the state). Layouts
+General-path scan kernels (``scan_fwd``/``scan_bwd``, channel-major, vectorised over the state; any float32 or
+float64 ``selective_scan`` call on a CPU, and training outside the fused mixer). Layouts
 (C-contiguous, one dtype per call: float32, or float64 for float64 inputs):
 u, delta, y, du, ddelta: (batch, dim, L); A: (dim, N); B, C: (batch, G, L, N) time-major so the
 inner loop over the state runs over contiguous memory; last, dlast, dA_part: (batch, dim, N);
 dB_part, dC_part: (batch, G, nblk, L, N) per-block partial sums.
 
-Training conv (``conv_cm_fwd``/``conv_cm_bwd``): the causal depthwise conv (+ SiLU) of the training path and its
-gradients, channel-major (batch, D, L), float32 or float64; one task per (batch, channel) row.
+General-path conv (``conv_cm_fwd``/``conv_cm_bwd``): the causal depthwise conv (+ SiLU) of ``causal_conv1d`` on a
+CPU and its gradients, channel-major (batch, D, L), float32 or float64; one task per (batch, channel) row.
 
 Fused mixer kernels (float32, time-major (batch, L, D) tensors as the projections produce them, vectorised
 over channels): ``conv_silu_tm`` (conv + SiLU) and ``scan_tm_fwd`` (``dt_proj`` + softplus + scan + skip +
@@ -40,7 +41,8 @@ from numba.extending import intrinsic, overload
 warnings.filterwarnings("ignore", category=NumbaIRAssumptionWarning)
 
 _FASTMATH = {"contract", "reassoc", "nsz", "arcp"}  # reassoc: vectorise the sum over the state
-# the inference kernels vectorise over channels and reduce nothing across lanes: no reassociation needed
+# the time-major kernels vectorise over channels and reduce nothing across lanes: no reassociation needed
+# (except ``scan_tm_bwd``, whose B, C and dt_low gradients sum over the channels: it uses _FASTMATH)
 _FASTMATH_TM = {"contract", "nsz", "arcp"}
 # error_model "numpy": a float division by zero gives inf/nan instead of raising ZeroDivisionError. The
 # "python" default puts a zero test and a branch before every division, which stops LLVM from vectorising
@@ -300,7 +302,8 @@ def _conv_silu_tm(x, wT, bias, out, reverse):  # pragma: no cover - compiled
 
 @njit(inline="always", error_model=_ERRORS)
 def _dt_pre(xrow, dtwT, dt_bias, d0, w, out):  # pragma: no cover - compiled
-    """out[j] = dt_bias[d0 + j] + sum_r xrow[r] dtwT[r, d0 + j] for j < w: ``dt_proj`` before the softplus."""
+    """out[j] = dt_bias[d0 + j] + sum_r xrow[r] dtwT[r, d0 + j] for j < w: ``dt_proj`` before the softplus
+    (short loops over a few arrays each: they vectorise)."""
     bias = dt_bias[d0:d0 + w]
     for j in range(w):
         out[j] = bias[j]
@@ -487,7 +490,7 @@ def _scan_tm_fwd(u, xdbl, dtwT, dt_bias, AT2, skip, xz, reverse, block, chunk, y
                     for j in range(w):
                         hc[j] = hn[j]
             ut = u[b, t, d0:d0 + w]
-            _dt_pre(xdbl[b, t], dtwT, dt_bias, d0, w, dtt)  # short loops over a few arrays each: they vectorise
+            _dt_pre(xdbl[b, t], dtwT, dt_bias, d0, w, dtt)
             for j in range(w):
                 dj = fsoftplus(dtt[j])
                 uj = ut[j]

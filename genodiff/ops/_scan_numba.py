@@ -2,8 +2,8 @@
 numba forward and backward in :class:`torch.autograd.Function` s), and the fused time-major Mamba mixer
 (:func:`mixer_inference`, :func:`mixer_train`; see :mod:`genodiff.ops.mixer`).
 
-The general path's scan computes the core recurrence only (delta already biased/softplus-ed; D skip and z gate are applied by the caller
-in torch, so their gradients come from torch autograd)::
+The general path's scan computes the core recurrence only (delta already biased/softplus-ed; D skip and z gate
+are applied by the caller in torch, so their gradients come from torch autograd)::
 
     h[t, n] = exp(delta[t] A[d, n]) h[t-1, n] + delta[t] u[t] B[g, t, n],   y[t] = sum_n C[g, t, n] h[t, n]
 
@@ -274,8 +274,9 @@ def mixer_inference(xz, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, d
 class _MixerFn(torch.autograd.Function):
     """The Mamba mixer between ``in_proj`` and ``out_proj`` with its backward, time-major float32 on CPU.
 
-    forward(xz, conv_weight (D, K), conv_bias (D,), x_proj_weight (R + 2 N, D), dt_proj_weight (D, R),
-    dt_proj_bias (D,), A (D, N), skip (D,), reverse) -> y (batch, L, D); see :func:`mixer_train`."""
+    forward(xz (batch, L, 2 D), conv_weight (D, K), conv_bias (D,), x_proj_weight (R + 2 N, D),
+    dt_proj_weight (D, R), dt_proj_bias (D,), A (D, N), skip (D,), reverse) -> y (batch, L, D); see
+    :func:`mixer_train`."""
 
     @staticmethod
     def forward(ctx, xz, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, dt_proj_bias, A, skip, reverse):

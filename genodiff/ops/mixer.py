@@ -42,6 +42,7 @@ def _fused_applies(xz: torch.Tensor, params) -> bool:
 
 
 def _wants_grad(xz: torch.Tensor, params) -> bool:
+    """True when the call records an autograd graph: grad mode on and ``xz`` or a parameter requires grad."""
     return torch.is_grad_enabled() and (xz.requires_grad or any(p.requires_grad for p in params))
 
 
