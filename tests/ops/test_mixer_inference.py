@@ -13,18 +13,6 @@ from genodiff.ops import _scan_numba, mixer, scan_backend
 pytestmark = pytest.mark.skipif(not _scan_numba.available(), reason="numba not installed")
 
 
-def _module(d_model, d_state, d_conv, conv_bias, seed):
-    torch.manual_seed(seed)
-    m = Mamba(d_model, d_state=d_state, d_conv=d_conv, conv_bias=conv_bias)
-    with torch.no_grad():  # move away from the structured init so a wrong index shows
-        m.A_log.add_(torch.randn_like(m.A_log) * 0.5)
-        m.D.normal_()
-        m.dt_proj.bias.add_(torch.randn_like(m.dt_proj.bias))
-        if conv_bias:
-            m.conv1d.bias.normal_()
-    return m.requires_grad_(False)
-
-
 def _reference(m, xz, reverse):
     """The general path in float64 with the sequential reference scan (the oracle)."""
     m64 = Mamba(m.d_model, d_state=m.d_state, d_conv=m.d_conv, conv_bias=m.conv1d.bias is not None).double()
@@ -35,18 +23,6 @@ def _reference(m, xz, reverse):
         return y.flip(1) if reverse else y
 
 
-class _Spy:
-    def __init__(self, monkeypatch):
-        self.calls = 0
-        real = _scan_numba.mixer_inference
-
-        def spy(*args, **kwargs):
-            self.calls += 1
-            return real(*args, **kwargs)
-
-        monkeypatch.setattr(_scan_numba, "mixer_inference", spy)
-
-
 @pytest.mark.parametrize("batch,L,d_model,d_state,d_conv,conv_bias", [
     (1, 1, 8, 4, 4, True),       # one position: only the conv's last tap sees data
     (2, 3, 16, 16, 4, True),     # L < d_conv
@@ -55,10 +31,11 @@ class _Spy:
     (2, 64, 118, 16, 4, True),   # the paper model's width (D = 236, dt_rank 8)
 ])
 @pytest.mark.parametrize("reverse", [False, True])
-def test_matches_float64_oracle(monkeypatch, batch, L, d_model, d_state, d_conv, conv_bias, reverse):
-    m = _module(d_model, d_state, d_conv, conv_bias, seed=batch * 1000 + L)
+def test_matches_float64_oracle(perturbed_mamba, count_calls, batch, L, d_model, d_state, d_conv, conv_bias,
+                                reverse):
+    m = perturbed_mamba(d_model, d_state, d_conv, conv_bias, seed=batch * 1000 + L).requires_grad_(False)
     xz = torch.randn(batch, L, 2 * m.d_inner)
-    spy = _Spy(monkeypatch)
+    spy = count_calls(_scan_numba, "mixer_inference")
     with torch.no_grad():
         fast = m.ssm(xz, reverse=reverse)
     assert spy.calls == 1
@@ -72,8 +49,8 @@ def test_matches_float64_oracle(monkeypatch, batch, L, d_model, d_state, d_conv,
         assert ((fast.double() - other).abs().max() / ref.abs().max()).item() > 1e-2
 
 
-def test_equals_general_float32_path_and_threads(monkeypatch):
-    m = _module(48, 16, 4, True, seed=7)
+def test_equals_general_float32_path_and_threads(perturbed_mamba, count_calls):
+    m = perturbed_mamba(48, 16, 4, True, seed=7).requires_grad_(False)
     xz = torch.randn(4, 512, 2 * m.d_inner)
     with torch.no_grad():
         threads = torch.get_num_threads()
@@ -85,7 +62,7 @@ def test_equals_general_float32_path_and_threads(monkeypatch):
         finally:
             torch.set_num_threads(threads)
         with scan_backend("torch"):  # any explicit non-numba backend keeps the general path
-            spy = _Spy(monkeypatch)
+            spy = count_calls(_scan_numba, "mixer_inference")
             general = m.ssm(xz, reverse=True)
             assert spy.calls == 0
     scale = general.abs().max()
@@ -93,10 +70,10 @@ def test_equals_general_float32_path_and_threads(monkeypatch):
     assert ((parallel - general).abs().max() / scale).item() < 2e-6
 
 
-def test_autograd_calls_keep_the_training_path(monkeypatch):
+def test_autograd_calls_keep_the_training_path(count_calls):
     m = Mamba(16)
     xz = torch.randn(2, 20, 2 * m.d_inner)
-    spy = _Spy(monkeypatch)
+    spy = count_calls(_scan_numba, "mixer_inference")
     y = m.ssm(xz)  # parameters require grad, grad mode on
     assert spy.calls == 0 and y.grad_fn is not None
     with torch.no_grad():

@@ -14,19 +14,6 @@ from genodiff.ops import _scan_numba, mixer, scan_backend
 pytestmark = pytest.mark.skipif(not _scan_numba.available(), reason="numba not installed")
 
 
-def _module(d_model, d_state, d_conv, conv_bias, seed):
-    torch.manual_seed(seed)
-    m = Mamba(d_model, d_state=d_state, d_conv=d_conv, conv_bias=conv_bias)
-    with torch.no_grad():  # move away from the structured init so a wrong index shows
-        m.A_log.add_(torch.randn_like(m.A_log) * 0.5)
-        m.D.normal_()
-        m.dt_proj.bias.add_(torch.randn_like(m.dt_proj.bias))
-        m.dt_proj.weight.mul_(3.0)
-        if conv_bias:
-            m.conv1d.bias.normal_()
-    return m
-
-
 def _grads(m, xz, gy, reverse, backend=None):
     """y and the gradients of sum(y * gy) w.r.t. xz and every parameter of ``m`` (dict by name)."""
     xz = xz.detach().clone().requires_grad_()
@@ -53,18 +40,6 @@ def _rel(a, b):
     return ((a.double() - b.double()).abs().max() / b.double().abs().max().clamp_min(1e-30)).item()
 
 
-class _Spy:
-    def __init__(self, monkeypatch):
-        self.calls = 0
-        real = _scan_numba.mixer_train
-
-        def spy(*args, **kwargs):
-            self.calls += 1
-            return real(*args, **kwargs)
-
-        monkeypatch.setattr(_scan_numba, "mixer_train", spy)
-
-
 @pytest.mark.parametrize("batch,L,d_model,d_state,d_conv,conv_bias", [
     (1, 1, 8, 4, 4, True),       # one position: one step, one chunk
     (2, 3, 16, 16, 4, True),     # L < d_conv, L < the chunk
@@ -73,13 +48,13 @@ class _Spy:
     (2, 64, 118, 16, 4, True),   # the paper model's width (D = 236: not a multiple of 8, dt_rank 8)
 ])
 @pytest.mark.parametrize("reverse", [False, True])
-def test_forward_and_gradients_match_float64_oracle(monkeypatch, batch, L, d_model, d_state, d_conv, conv_bias,
-                                                    reverse):
-    m = _module(d_model, d_state, d_conv, conv_bias, seed=batch * 1000 + L)
+def test_forward_and_gradients_match_float64_oracle(perturbed_mamba, count_calls, batch, L, d_model, d_state, d_conv,
+                                                    conv_bias, reverse):
+    m = perturbed_mamba(d_model, d_state, d_conv, conv_bias, seed=batch * 1000 + L, dt_weight_scale=3.0)
     torch.manual_seed(L)
     xz = torch.randn(batch, L, 2 * m.d_inner)
     gy = torch.randn(batch, L, m.d_inner)
-    spy = _Spy(monkeypatch)
+    spy = count_calls(_scan_numba, "mixer_train")
     y, grads = _grads(m, xz, gy, reverse)
     assert spy.calls == 1
     y_ref, grads_ref = _oracle(m, xz, gy, reverse)
@@ -97,8 +72,8 @@ def test_forward_and_gradients_match_float64_oracle(monkeypatch, batch, L, d_mod
 
 
 @pytest.mark.parametrize("chunk", [1, 5, 64])
-def test_checkpoint_chunk_does_not_change_the_result(monkeypatch, chunk):
-    m = _module(24, 8, 4, True, seed=3)
+def test_checkpoint_chunk_does_not_change_the_result(monkeypatch, perturbed_mamba, chunk):
+    m = perturbed_mamba(24, 8, 4, True, seed=3, dt_weight_scale=3.0)
     xz, gy = torch.randn(2, 100, 2 * m.d_inner), torch.randn(2, 100, m.d_inner)
     y0, g0 = _grads(m, xz, gy, True)
     monkeypatch.setattr(_scan_numba, "_TRAIN_CHUNK", chunk)
@@ -108,8 +83,8 @@ def test_checkpoint_chunk_does_not_change_the_result(monkeypatch, chunk):
         assert _rel(g1[name], g0[name]) < 2e-6, name
 
 
-def test_serial_and_parallel_kernels_agree_with_the_general_path(monkeypatch):
-    m = _module(48, 16, 4, True, seed=11)
+def test_serial_and_parallel_kernels_agree_with_the_general_path(perturbed_mamba, count_calls):
+    m = perturbed_mamba(48, 16, 4, True, seed=11, dt_weight_scale=3.0)
     xz, gy = torch.randn(4, 300, 2 * m.d_inner), torch.randn(4, 300, m.d_inner)  # above the serial cut-off
     threads = torch.get_num_threads()
     try:
@@ -121,7 +96,7 @@ def test_serial_and_parallel_kernels_agree_with_the_general_path(monkeypatch):
         y2, g2 = _grads(m, xz, gy, False)
     finally:
         torch.set_num_threads(threads)
-    spy = _Spy(monkeypatch)
+    spy = count_calls(_scan_numba, "mixer_train")
     y_gen, g_gen = _grads(m, xz, gy, False, backend="torch")  # an explicit non-numba backend: the general path
     assert spy.calls == 0
     for y in (y1, y2):
@@ -131,7 +106,7 @@ def test_serial_and_parallel_kernels_agree_with_the_general_path(monkeypatch):
         assert _rel(g2[name], g_gen[name]) < 1e-5, name
 
 
-def test_dispatch(monkeypatch):
+def test_dispatch(count_calls):
     m = Mamba(16)
     xz = torch.randn(2, 20, 2 * m.d_inner)
     params = list(m.parameters())
@@ -144,7 +119,7 @@ def test_dispatch(monkeypatch):
         assert not mixer.mixer_train_applies(xz, *params)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert not mixer.mixer_train_applies(xz, *params)
-    spy = _Spy(monkeypatch)
+    spy = count_calls(_scan_numba, "mixer_train")
     with torch.autocast("cpu", dtype=torch.bfloat16):
         m.ssm(xz)
     assert spy.calls == 0
@@ -167,8 +142,8 @@ def test_empty_input(batch, L):
     assert xz.grad.shape == xz.shape and m.A_log.grad.abs().sum() == 0
 
 
-def test_non_contiguous_input_frozen_parameters_and_float64_default_dtype():
-    m = _module(24, 8, 4, True, seed=5)
+def test_non_contiguous_input_frozen_parameters_and_float64_default_dtype(perturbed_mamba):
+    m = perturbed_mamba(24, 8, 4, True, seed=5, dt_weight_scale=3.0)
     m.conv1d.requires_grad_(False)
     m.D.requires_grad_(False)
     base = torch.randn(2, 2 * m.d_inner, 90)
@@ -187,9 +162,9 @@ def test_non_contiguous_input_frozen_parameters_and_float64_default_dtype():
         assert _rel(g, ref[name]) < 1e-5, name
 
 
-def test_long_sequence_parameter_gradients():
+def test_long_sequence_parameter_gradients(perturbed_mamba):
     """The parameter gradients sum L terms per channel (kept in float64 in the kernels)."""
-    m = _module(8, 4, 4, True, seed=9)
+    m = perturbed_mamba(8, 4, 4, True, seed=9, dt_weight_scale=3.0)
     xz, gy = torch.randn(1, 6000, 2 * m.d_inner), torch.randn(1, 6000, m.d_inner)
     _, grads = _grads(m, xz, gy, True)
     _, ref = _oracle(m, xz, gy, True)
@@ -198,7 +173,7 @@ def test_long_sequence_parameter_gradients():
 
 
 @pytest.mark.parametrize("rcps", [False, True])
-def test_caduceus_training_gradients_equal_the_general_path(monkeypatch, rcps):
+def test_caduceus_training_gradients_equal_the_general_path(count_calls, rcps):
     torch.manual_seed(0)
     model = Caduceus(CaduceusConfig(d_model=32, n_layer=2, rcps=rcps))
     ids = torch.randint(0, 5, (2, 200))
@@ -211,7 +186,7 @@ def test_caduceus_training_gradients_equal_the_general_path(monkeypatch, rcps):
         loss.backward()
         return loss.item(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
-    spy = _Spy(monkeypatch)
+    spy = count_calls(_scan_numba, "mixer_train")
     loss_fused, g_fused = loss_and_grads("auto")
     assert spy.calls == 2 * 2  # a forward and a reverse mixer per layer (PS: both strands stacked in one batch)
     loss_gen, g_gen = loss_and_grads("torch")
