@@ -33,8 +33,6 @@ from __future__ import annotations
 import os
 import threading
 
-import numpy as np
-
 import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
@@ -233,6 +231,45 @@ def _channel_block(batch: int, D: int, nthreads: int, cap: int = _ROW_BLOCK) -> 
     return min(cap, -(-(-(-D // per_row)) // 8) * 8)
 
 
+def _mixer_forward(xz, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, dt_proj_bias, A, skip, reverse,
+                   chunk: int):
+    """The fused mixer's forward (shapes as in :func:`mixer_inference`), shared by inference and training.
+
+    ``chunk`` 0 keeps nothing (inference); otherwise the scan also writes dt and the state every ``chunk`` steps.
+    Returns ``y`` (batch, L, D) and, for the backward, ``(xz, u, x_dbl, dt, hck, wT, bias, dtwT, AT, AT2, block)``
+    with the parameters in the kernels' layouts (``wT`` (K, D), ``dtwT`` (R, D), ``AT`` (N, D), ``AT2`` = AT
+    log2(e)); dt and hck are empty when nothing is kept."""
+    k = _kernels()
+    nthreads = _num_threads(k["numba"])
+    f32 = {"dtype": torch.float32}
+    xz = xz.contiguous()
+    batch, L, two_d = xz.shape
+    D = two_d // 2
+    N = A.shape[1]
+    wT = conv_weight.t().float().contiguous()
+    bias = conv_bias.float().contiguous() if conv_bias is not None else torch.zeros(D, **f32)
+    dtwT = dt_proj_weight.t().float().contiguous()
+    AT = A.t().float().contiguous()
+    AT2 = AT * nk._LOG2E
+    u = torch.empty(batch, L, D, **f32)
+    if u.numel() > 0:
+        _launch(k, "conv_tm", nthreads, batch * L, xz.numpy(), _np(wT), _np(bias), u.numpy(), bool(reverse),
+                work=batch * L * D * wT.shape[0])
+    x_dbl = F.linear(u, x_proj_weight)  # (batch, L, R + 2 N)
+    y = torch.empty(batch, L, D, **f32)
+    if chunk:
+        dt = torch.empty(batch, L, D, **f32)
+        hck = torch.empty(batch, max(1, -(-L // chunk)), N, D, **f32)
+    else:
+        dt, hck = torch.empty(0, 0, 0, **f32), torch.empty(0, 0, 0, 0, **f32)
+    block = _channel_block(batch, D, nthreads)
+    if y.numel() > 0:
+        _launch(k, "scan_tm_fwd", nthreads, batch * -(-D // block), u.numpy(), _np(x_dbl), _np(dtwT),
+                _np(dt_proj_bias.float().contiguous()), _np(AT2), _np(skip.float().contiguous()), xz.numpy(),
+                bool(reverse), block, max(1, chunk), y.numpy(), dt.numpy(), hck.numpy(), work=batch * L * D * N)
+    return y, (xz, u, x_dbl, dt, hck, wT, bias, dtwT, AT, AT2, block)
+
+
 def mixer_inference(xz, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, dt_proj_bias, A, skip,
                     reverse: bool = False):
     """Forward-only Mamba mixer between ``in_proj`` and ``out_proj`` on float32 CPU tensors, time-major.
@@ -247,27 +284,9 @@ def mixer_inference(xz, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, d
     ``reverse``: the mixer applied to the time-reversed sequence, returned in forward coordinates
     (``flip(mixer(flip(xz)))`` without the flips). No autograd graph is recorded.
     """
-    k = _kernels()
-    batch, L, two_d = xz.shape
-    D = two_d // 2
-    K = conv_weight.shape[1]
-    nthreads = _num_threads(k["numba"])
     with torch.no_grad():
-        xz = xz.contiguous()
-        x = torch.empty(batch, L, D, dtype=torch.float32)
-        bias = conv_bias if conv_bias is not None else torch.zeros(D)
-        if x.numel() > 0:
-            _launch(k, "conv_tm", nthreads, batch * L, xz.numpy(), _np(conv_weight.t().contiguous().float()),
-                    _np(bias.float().contiguous()), x.numpy(), bool(reverse), work=batch * L * D * K)
-        x_dbl = F.linear(x, x_proj_weight)  # (batch, L, dt_rank + 2 N)
-        y = torch.empty(batch, L, D, dtype=torch.float32)
-        if y.numel() > 0:
-            block = _channel_block(batch, D, nthreads)
-            no_dt, no_states = np.empty((0, 0, 0), np.float32), np.empty((0, 0, 0, 0), np.float32)  # nothing kept
-            _launch(k, "scan_tm_fwd", nthreads, batch * -(-D // block), x.numpy(), x_dbl.numpy(),
-                    _np(dt_proj_weight.t().contiguous().float()), _np(dt_proj_bias.float().contiguous()),
-                    _np((A.t().float() * nk._LOG2E).contiguous()), _np(skip.float().contiguous()), xz.numpy(),
-                    bool(reverse), block, 1, y.numpy(), no_dt, no_states, work=batch * L * D * A.shape[1])
+        y, _ = _mixer_forward(xz, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, dt_proj_bias, A, skip,
+                              reverse, chunk=0)
     return y
 
 
@@ -280,33 +299,11 @@ class _MixerFn(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, xz, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, dt_proj_bias, A, skip, reverse):
-        k = _kernels()
-        nthreads = _num_threads(k["numba"])
-        xz = xz.contiguous()
-        batch, L, two_d = xz.shape
-        D = two_d // 2
-        N = A.shape[1]
-        K = conv_weight.shape[1]
-        wT = conv_weight.t().contiguous()
-        dtwT = dt_proj_weight.t().contiguous()
-        u = torch.empty(batch, L, D, dtype=torch.float32)
-        if u.numel() > 0:
-            _launch(k, "conv_tm", nthreads, batch * L, xz.numpy(), _np(wT), _np(conv_bias), u.numpy(),
-                    bool(reverse), work=batch * L * D * K)
-        x_dbl = F.linear(u, x_proj_weight)  # (batch, L, R + 2 N)
-        AT = A.t().contiguous()
-        AT2 = AT * nk._LOG2E
-        chunk = _TRAIN_CHUNK
-        y = torch.empty(batch, L, D, dtype=torch.float32)
-        dt = torch.empty(batch, L, D, dtype=torch.float32)
-        hck = torch.empty(batch, max(1, -(-L // chunk)), N, D, dtype=torch.float32)
-        block = _channel_block(batch, D, nthreads)
-        if y.numel() > 0:
-            _launch(k, "scan_tm_fwd", nthreads, batch * -(-D // block), u.numpy(), _np(x_dbl), _np(dtwT),
-                    _np(dt_proj_bias), _np(AT2), _np(skip), xz.numpy(), bool(reverse), block, chunk, y.numpy(),
-                    dt.numpy(), hck.numpy(), work=batch * L * D * N)
-        ctx.reverse, ctx.chunk, ctx.block = bool(reverse), chunk, block
-        ctx.save_for_backward(xz, u, x_dbl, dt, hck, wT, conv_bias, x_proj_weight, dtwT, dt_proj_bias, AT, AT2, skip)
+        y, kept = _mixer_forward(xz, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, dt_proj_bias, A, skip,
+                                 reverse, chunk=_TRAIN_CHUNK)
+        xz, u, x_dbl, dt, hck, wT, bias, dtwT, AT, AT2, block = kept
+        ctx.reverse, ctx.chunk, ctx.block = bool(reverse), _TRAIN_CHUNK, block
+        ctx.save_for_backward(xz, u, x_dbl, dt, hck, wT, bias, x_proj_weight, dtwT, dt_proj_bias, AT, AT2, skip)
         return y
 
     @staticmethod
@@ -356,7 +353,7 @@ def mixer_train(xz, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, dt_pr
     tensors = [xz, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, dt_proj_bias, A, skip]
     if any(t is not None and (t.dtype != torch.float32 or t.device.type != "cpu") for t in tensors):
         raise ValueError("mixer_train: all tensors must be float32 CPU tensors")
-    if conv_bias is None:
+    if conv_bias is None:  # a tensor, so that its (unused) gradient has an input to go to
         conv_bias = torch.zeros(conv_weight.shape[0], dtype=torch.float32)
     return _MixerFn.apply(xz, conv_weight, conv_bias, x_proj_weight, dt_proj_weight, dt_proj_bias, A, skip,
                           bool(reverse))
