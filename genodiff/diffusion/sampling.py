@@ -232,8 +232,14 @@ def _dilated_unmask_levels(masked: torch.Tensor, offsets: torch.Tensor) -> torch
     rank_among_masked = torch.empty_like(by_rank).scatter_(-1, by_rank, torch.arange(L, device=masked.device)
                                                            .expand(B, L).contiguous())
     n = masked.sum(-1, keepdim=True).clamp(min=1).to(torch.float64)
-    levels = 1.0 - (rank_among_masked.to(torch.float64) + 0.5) / n
+    levels = _planned_levels(rank_among_masked, n)
     return torch.where(masked, levels, torch.zeros((), dtype=torch.float64, device=masked.device))
+
+
+def _planned_levels(rank: torch.Tensor, n) -> torch.Tensor:
+    """The level of rank j among n positions revealed in a planned order: ``1 - (j + 1/2)/n`` (float64), so
+    that each step reveals the schedule's share of them (:func:`_unmask_steps`)."""
+    return 1.0 - (rank.to(torch.float64) + 0.5) / n
 
 
 @_window_sampler
@@ -519,8 +525,7 @@ class Sampler:
             return float(c.num_steps)
         ratio = _reveal_ratio(self.schedule, c.num_steps)
         if c.order == "dilated":
-            levels = 1.0 - (torch.arange(num_masked, dtype=torch.float64) + 0.5) / num_masked
-            steps = _unmask_steps(levels, ratio)
+            steps = _unmask_steps(_planned_levels(torch.arange(num_masked), num_masked), ratio)
             return float(steps.unique().numel() if c.method == "cached" else c.num_steps - int(steps.min()) + 1)
         ratio[0] = 0.0  # steps are clamped to >= 1
         draws = num_masked * batch_size
